@@ -1,0 +1,177 @@
+"""Per-layer shapes, parameters and multiply-adds of an `ArchSpec`, counted by fvcore.
+
+fvcore counts one fused multiply-add as one flop. Two conventions come from one trace:
+- "paper": convolutions and the classifier only, as the MobileNetV2 paper and TF-slim
+  count them (300.8M for 1.0/224);
+- "fvcore": everything fvcore counts by default, BatchNorm and pooling too (314.2M).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import torch
+from torch import nn
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # fvcore's import touches the deprecated torch.jit.script
+    from fvcore.nn import FlopCountAnalysis
+
+from mbv2.model import InvertedResidual, MobileNetV2, build_model
+from mbv2.spec import ArchSpec, BlockPlan
+
+Convention = Literal["paper", "fvcore"]
+CONVENTIONS: dict[Convention, str] = {
+    "paper": "Paper convention: convolutions + classifier (BatchNorm and pooling not counted)",
+    "fvcore": "fvcore default: everything fvcore counts, BatchNorm and pooling included",
+}
+PAPER_OPERATORS = frozenset({"conv", "linear", "addmm", "matmul"})
+LAYER_KINDS = ("stem", "expand", "depthwise", "project", "last conv", "pool", "classifier")
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    kind: str  # one of LAYER_KINDS
+    stage: int  # row of the bottleneck table; 0 for the stem, len(table) + 1 for the head
+    block: int | None  # index of the block in `model.features`, None for pool and classifier
+    module: str  # where the layer lives in the model, e.g. "features.2.conv.0"
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    madds_paper: int
+    madds_fvcore: int
+
+    def madds(self, convention: Convention) -> int:
+        return self.madds_paper if convention == "paper" else self.madds_fvcore
+
+
+@dataclass(frozen=True)
+class Analysis:
+    spec: ArchSpec
+    rows: tuple[LayerRow, ...]
+
+    @property
+    def params(self) -> int:
+        return sum(row.params for row in self.rows)
+
+    def madds(self, convention: Convention) -> int:
+        return sum(row.madds(convention) for row in self.rows)
+
+
+@lru_cache(maxsize=128)
+def analyse(spec: ArchSpec) -> Analysis:
+    """Shapes, params and MAdds of every layer; cached, since an `ArchSpec` is immutable."""
+    return analyse_model(build_model(spec))
+
+
+def analyse_model(model: MobileNetV2) -> Analysis:
+    spec = model.spec
+    layers = _measured_layers(model)
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [
+        module.register_forward_hook(_record_shapes(shapes, name))
+        for name, module in model.named_modules()
+        if name in {part for _, _, _, parts in layers for part in parts} | {"features"}
+    ]
+    try:
+        by_module = _count(model, torch.zeros(1, 3, spec.resolution, spec.resolution))
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    rows = []
+    for kind, stage, block, parts in layers:
+        counts = sum((by_module[part] for part in parts), Counter())
+        rows.append(
+            LayerRow(
+                kind=kind,
+                stage=stage,
+                block=block,
+                module=" + ".join(parts),
+                input_shape=shapes[f"{parts[0]}:in"],
+                output_shape=shapes[f"{parts[-1]}:out"],
+                params=sum(p.numel() for part in parts for p in model.get_submodule(part).parameters()),
+                madds_paper=sum(n for op, n in counts.items() if op in PAPER_OPERATORS),
+                madds_fvcore=sum(counts.values()),
+            )
+        )
+    head_stage = len(spec.blocks) + 1
+    pooled = shapes["features:out"][:2]
+    # The pooling is a functional call in forward(), so fvcore books it on the root module.
+    pool_counts = by_module[""] - by_module["features"] - by_module["classifier"]
+    pool = LayerRow(
+        kind="pool",
+        stage=head_stage,
+        block=None,
+        module="adaptive_avg_pool2d",
+        input_shape=shapes["features:out"],
+        output_shape=pooled,
+        params=0,
+        madds_paper=sum(n for op, n in pool_counts.items() if op in PAPER_OPERATORS),
+        madds_fvcore=sum(pool_counts.values()),
+    )
+    rows.insert(len(rows) - 1, pool)
+    return Analysis(spec=spec, rows=tuple(rows))
+
+
+def _measured_layers(model: MobileNetV2) -> list[tuple[str, int, int | None, tuple[str, ...]]]:
+    """(kind, stage, block index, module names) for every row but the pool, in order."""
+    last = len(model.features) - 1
+    layers = [("stem", 0, 0, ("features.0",))]
+    for index, block in enumerate(model.features):
+        if not isinstance(block, InvertedResidual):
+            continue
+        prefix = f"features.{index}.conv"
+        convs = len(block.conv)
+        if block.plan.has_expansion:
+            layers.append(("expand", block.plan.stage, index, (f"{prefix}.0",)))
+        layers.append(("depthwise", block.plan.stage, index, (f"{prefix}.{convs - 3}",)))
+        layers.append(("project", block.plan.stage, index, (f"{prefix}.{convs - 2}", f"{prefix}.{convs - 1}")))
+    head_stage = len(model.spec.blocks) + 1
+    layers.append(("last conv", head_stage, last, (f"features.{last}",)))
+    layers.append(("classifier", head_stage, None, ("classifier",)))
+    return layers
+
+
+def _record_shapes(shapes: dict[str, tuple[int, ...]], name: str):
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        # int(): under fvcore's jit trace the sizes are traced tensors
+        shapes[f"{name}:in"] = tuple(int(size) for size in inputs[0].shape)
+        shapes[f"{name}:out"] = tuple(int(size) for size in output.shape)
+
+    return hook
+
+
+def _count(model: nn.Module, example: torch.Tensor) -> dict[str, Counter]:
+    """fvcore's per-module, per-operator counts, with its warnings and logs kept quiet."""
+    counter = FlopCountAnalysis(model, example)
+    counter.unsupported_ops_warnings(False)  # residual adds and TF padding: no multiply-adds
+    counter.uncalled_modules_warnings(False)
+    logger = logging.getLogger("fvcore")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the jit tracer's deprecation and tracer warnings
+            counts = counter.by_module_and_operator()
+    finally:
+        logger.setLevel(level)
+    return {name: Counter(ops) for name, ops in counts.items()}
+
+
+def paper_bottleneck_madds(height: int, width: int, d_in: int, d_out: int, t: int, kernel: int = 3) -> int:
+    """The paper's closed form h·w·d'·t·(d' + k² + d''), exact for stride 1 and t > 1."""
+    return height * width * d_in * t * (d_in + kernel**2 + d_out)
+
+
+def bottleneck_madds(plan: BlockPlan, in_side: int, kernel: int = 3) -> int:
+    """The closed form generalised: no expansion when t = 1; stride 2 shrinks the last two terms."""
+    out_side = -(-in_side // plan.stride)
+    hidden = plan.hidden_channels
+    expand = in_side**2 * plan.in_channels * hidden if plan.has_expansion else 0
+    return expand + out_side**2 * hidden * (kernel**2 + plan.out_channels)

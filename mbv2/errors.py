@@ -1,0 +1,29 @@
+"""Exceptions raised by the library, each with a message a student can act on."""
+
+
+class MBV2Error(Exception):
+    """Base class: the UI and the CLI show the message of any of these as it is."""
+
+
+class SpecError(MBV2Error, ValueError):
+    """An architecture that cannot be built; `problems` holds one message per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class WeightsError(MBV2Error):
+    """Weights that cannot be found, read, or fitted to the architecture."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """Weights that would need a download this machine cannot make."""
+
+
+class WeightsMismatchError(WeightsError):
+    """A state_dict whose tensors do not fit the model; the message names them."""
+
+
+class ImageError(MBV2Error, ValueError):
+    """An upload that is not an image this app can classify."""

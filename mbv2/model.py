@@ -1,0 +1,118 @@
+"""Build a MobileNetV2 from an `ArchSpec`, key-for-key compatible with torchvision.
+
+Module names follow torchvision's `mobilenet_v2` exactly (`features.N.conv.K...`,
+`classifier.1`), so its state_dicts load with `strict=True`. Inside each block the
+`conv` sequence is [expand (if t > 1), depthwise, project conv, project BatchNorm]: the
+projection has no activation, which is the paper's "linear bottleneck".
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mbv2.spec import ArchSpec, BlockPlan
+
+
+class TFSameConv2d(nn.Conv2d):
+    """A convolution padded like TensorFlow's "SAME": the extra pixel goes right and bottom.
+
+    Weights trained in TensorFlow expect this; PyTorch's symmetric padding shifts every
+    stride-2 sampling grid by one pixel and costs about 5 points of top-1.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h = _same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+        pad_w = _same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return super().forward(x)
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> int:
+    out = math.ceil(size / stride)
+    return max((out - 1) * stride + kernel - size, 0)
+
+
+def conv_bn_relu6(
+    in_channels: int, out_channels: int, kernel: int, stride: int, groups: int, padding: str
+) -> nn.Sequential:
+    """Conv → BatchNorm → ReLU6, the unit torchvision calls Conv2dNormActivation."""
+    if padding == "tf_same" and stride > 1:
+        conv: nn.Conv2d = TFSameConv2d(in_channels, out_channels, kernel, stride, 0, groups=groups, bias=False)
+    else:
+        conv = nn.Conv2d(in_channels, out_channels, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """Narrow → wide (1x1 + ReLU6) → depthwise 3x3 + ReLU6 → narrow (linear 1x1) [+ input]."""
+
+    def __init__(self, plan: BlockPlan, padding: str):
+        super().__init__()
+        self.plan = plan
+        hidden = plan.hidden_channels
+        layers: list[nn.Module] = []
+        if plan.has_expansion:
+            layers.append(conv_bn_relu6(plan.in_channels, hidden, 1, 1, 1, padding))
+        layers += [
+            conv_bn_relu6(hidden, hidden, 3, plan.stride, hidden, padding),
+            nn.Conv2d(hidden, plan.out_channels, 1, bias=False),
+            nn.BatchNorm2d(plan.out_channels),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.use_res_connect = plan.has_residual
+
+    @property
+    def expand(self) -> nn.Module | None:
+        return self.conv[0] if self.plan.has_expansion else None
+
+    @property
+    def depthwise(self) -> nn.Module:
+        return self.conv[-3]
+
+    @property
+    def project(self) -> nn.Module:
+        """The BatchNorm that ends the linear projection: its output is the bottleneck."""
+        return self.conv[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_res_connect:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, spec: ArchSpec, dropout: float = 0.2):
+        super().__init__()
+        self.spec = spec
+        layers: list[nn.Module] = [conv_bn_relu6(3, spec.stem_out, 3, 2, 1, spec.padding)]
+        layers += [InvertedResidual(plan, spec.padding) for plan in spec.block_plans]
+        layers.append(conv_bn_relu6(spec.block_plans[-1].out_channels, spec.last_out, 1, 1, 1, spec.padding))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(spec.last_out, spec.num_classes))
+        _init_like_torchvision(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.classifier(torch.flatten(x, 1))
+
+
+def _init_like_torchvision(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
+def build_model(spec: ArchSpec) -> MobileNetV2:
+    """A randomly initialised model in eval mode; load weights with `mbv2.weights`."""
+    return MobileNetV2(spec).eval()

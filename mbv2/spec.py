@@ -1,0 +1,329 @@
+"""The MobileNetV2 architecture as data: the paper's Table 2 plus the knobs around it.
+
+An `ArchSpec` is validated when it is made, so every other module can trust it. The limits
+below keep a typo (c=32000, resolution=22400) from allocating gigabytes: they are checked
+on paper, before any tensor exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from mbv2.errors import SpecError
+
+Padding = Literal["symmetric", "tf_same"]
+PADDINGS: tuple[str, ...] = ("symmetric", "tf_same")
+
+MAX_EXPANSION = 32
+MAX_TABLE_CHANNELS = 4096
+MAX_REPEATS = 32
+MAX_ROWS = 32
+MIN_WIDTH, MAX_WIDTH = 0.1, 4.0
+MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
+MAX_LAYER_CHANNELS = 16_384
+MAX_NUM_CLASSES = 50_000
+# One float32 feature map of 64M elements is 256 MiB; the model keeps a few alive at once.
+MAX_ACTIVATION_ELEMENTS = 64 * 2**20
+MAX_PARAMETERS = 100_000_000
+
+
+@dataclass(frozen=True)
+class Block:
+    """One row of Table 2: expansion t, output channels c, repeats n, first stride s."""
+
+    t: int
+    c: int
+    n: int
+    s: int
+
+
+PAPER_BLOCKS: tuple[Block, ...] = (
+    Block(1, 16, 1, 1),
+    Block(6, 24, 2, 2),
+    Block(6, 32, 3, 2),
+    Block(6, 64, 4, 2),
+    Block(6, 96, 3, 1),
+    Block(6, 160, 3, 2),
+    Block(6, 320, 1, 1),
+)
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of `divisor`, never below 90% of `value`.
+
+    Same rule as torchvision's `_make_divisible` (from the TF reference), so channel counts
+    and therefore state_dict shapes agree with torchvision for every width multiplier.
+    """
+    if min_value is None:
+        min_value = divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """One inverted residual block as it is built: channels and stride after rounding."""
+
+    stage: int  # 1-based row of the table
+    repeat: int  # 0-based repeat within the row
+    in_channels: int
+    hidden_channels: int
+    out_channels: int
+    stride: int
+    expansion: int
+
+    @property
+    def has_residual(self) -> bool:
+        return self.stride == 1 and self.in_channels == self.out_channels
+
+    @property
+    def has_expansion(self) -> bool:
+        return self.expansion != 1
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Everything needed to build a MobileNetV2; invalid combinations raise `SpecError`."""
+
+    blocks: tuple[Block, ...] = PAPER_BLOCKS
+    width_mult: float = 1.0
+    resolution: int = 224
+    stem_channels: int = 32
+    last_channels: int = 1280
+    round_nearest: int = 8
+    num_classes: int = 1000
+    padding: Padding = "symmetric"
+    _plans: tuple[BlockPlan, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        problems = _field_problems(self)
+        if not problems:
+            object.__setattr__(self, "_plans", _plan_blocks(self))
+            problems = _size_problems(self)
+        if problems:
+            raise SpecError(problems)
+
+    @property
+    def stem_out(self) -> int:
+        return make_divisible(self.stem_channels * self.width_mult, self.round_nearest)
+
+    @property
+    def last_out(self) -> int:
+        # The paper keeps 1280 for width < 1 (the classifier needs a rich feature) and scales up.
+        scale = max(1.0, self.width_mult)
+        return make_divisible(self.last_channels * scale, self.round_nearest)
+
+    @property
+    def block_plans(self) -> tuple[BlockPlan, ...]:
+        return self._plans
+
+    def feature_sizes(self) -> list[int]:
+        """Spatial side after the stem and after each block (stride-2 layers round up)."""
+        side = math.ceil(self.resolution / 2)
+        sides = [side]
+        for plan in self._plans:
+            side = math.ceil(side / plan.stride)
+            sides.append(side)
+        return sides
+
+    def replace(self, **changes: Any) -> ArchSpec:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        values.update(changes)
+        return ArchSpec(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        values["blocks"] = [asdict(block) for block in self.blocks]
+        return values
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
+        known = {f.name for f in fields(cls) if f.init}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError([f"Unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}."])
+        values = dict(data)
+        if "blocks" in values:
+            values["blocks"] = blocks_from_rows(values["blocks"])
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SpecError([f"Not valid JSON: {error}."]) from None
+        if not isinstance(data, dict):
+            raise SpecError(["The JSON must be an object with fields such as blocks and width_mult."])
+        return cls.from_dict(data)
+
+
+def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
+    """Blocks from table rows (mappings with t, c, n, s, or 4-sequences), as typed by a person.
+
+    Whole-valued floats (6.0) are accepted because spreadsheets and data editors produce them;
+    anything else gets a message naming the row and the column.
+    """
+    problems: list[str] = []
+    blocks: list[Block] = []
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row, Block):
+            blocks.append(row)
+            continue
+        if isinstance(row, dict):
+            cells = [row.get(name) for name in "tcns"]
+        elif isinstance(row, (list, tuple)) and len(row) == 4:
+            cells = list(row)
+        else:
+            problems.append(f"Row {number}: expected the four values t, c, n, s, got {row!r}.")
+            continue
+        values = []
+        for name, cell in zip("tcns", cells):
+            value = _as_whole_number(cell)
+            if value is None:
+                shown = "empty" if _is_missing(cell) else repr(cell)
+                problems.append(f"Row {number}: {name} must be a whole number, but it is {shown}.")
+            values.append(value)
+        if None not in values:
+            blocks.append(Block(*values))
+    if problems:
+        raise SpecError(problems)
+    return tuple(blocks)
+
+
+def _is_missing(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, float) and math.isnan(cell)) or cell == ""
+
+
+def _as_whole_number(cell: Any) -> int | None:
+    if isinstance(cell, bool) or _is_missing(cell):
+        return None
+    if isinstance(cell, str):
+        try:
+            cell = float(cell.strip())
+        except ValueError:
+            return None
+    try:
+        number = float(cell)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or number != int(number):
+        return None
+    return int(number)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(problems: list[str], label: str, value: Any, low: int, high: int, hint: str = "") -> None:
+    if not _is_int(value):
+        problems.append(f"{label} must be a whole number, got {value!r}.")
+    elif not low <= value <= high:
+        problems.append(f"{label} must be between {low} and {high}, got {value}.{hint}")
+
+
+def _field_problems(spec: ArchSpec) -> list[str]:
+    problems: list[str] = []
+    if not spec.blocks:
+        problems.append("The bottleneck table is empty: add at least one row (t, c, n, s).")
+    if len(spec.blocks) > MAX_ROWS:
+        problems.append(f"The table has {len(spec.blocks)} rows; at most {MAX_ROWS} are allowed.")
+    for number, block in enumerate(spec.blocks, start=1):
+        if not isinstance(block, Block):
+            problems.append(f"Row {number}: expected a Block(t, c, n, s), got {block!r}.")
+            continue
+        row = f"Row {number}"
+        _check_int(problems, f"{row}: expansion t", block.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
+        _check_int(problems, f"{row}: channels c", block.c, 1, MAX_TABLE_CHANNELS)
+        _check_int(problems, f"{row}: repeats n", block.n, 1, MAX_REPEATS)
+        if block.s not in (1, 2) or not _is_int(block.s):
+            problems.append(f"{row}: stride s must be 1 or 2, got {block.s!r}.")
+    if isinstance(spec.width_mult, bool) or not isinstance(spec.width_mult, (int, float)):
+        problems.append(f"Width multiplier must be a number, got {spec.width_mult!r}.")
+    elif not MIN_WIDTH <= spec.width_mult <= MAX_WIDTH:
+        problems.append(f"Width multiplier must be between {MIN_WIDTH} and {MAX_WIDTH}, got {spec.width_mult}.")
+    _check_int(problems, "Input resolution", spec.resolution, MIN_RESOLUTION, MAX_RESOLUTION)
+    _check_int(problems, "Stem channels", spec.stem_channels, 1, MAX_TABLE_CHANNELS)
+    _check_int(problems, "Last channels", spec.last_channels, 1, MAX_LAYER_CHANNELS)
+    _check_int(problems, "Channel divisor", spec.round_nearest, 1, 64)
+    _check_int(problems, "Number of classes", spec.num_classes, 1, MAX_NUM_CLASSES)
+    if spec.padding not in PADDINGS:
+        problems.append(f"Padding must be one of {', '.join(PADDINGS)}, got {spec.padding!r}.")
+    return problems
+
+
+def _plan_blocks(spec: ArchSpec) -> tuple[BlockPlan, ...]:
+    plans = []
+    in_channels = spec.stem_out
+    for stage, block in enumerate(spec.blocks, start=1):
+        out_channels = make_divisible(block.c * spec.width_mult, spec.round_nearest)
+        for repeat in range(block.n):
+            plans.append(
+                BlockPlan(
+                    stage=stage,
+                    repeat=repeat,
+                    in_channels=in_channels,
+                    # torchvision rounds the hidden width with round(), not make_divisible.
+                    hidden_channels=int(round(in_channels * block.t)),
+                    out_channels=out_channels,
+                    stride=block.s if repeat == 0 else 1,
+                    expansion=block.t,
+                )
+            )
+            in_channels = out_channels
+    return tuple(plans)
+
+
+def _size_problems(spec: ArchSpec) -> list[str]:
+    """Refuse, before allocation, what would exhaust memory; name the limit that was hit."""
+    problems: list[str] = []
+    widest = max(
+        [(spec.stem_out, "The stem"), (spec.last_out, "The last 1x1 convolution")]
+        + [(p.hidden_channels, f"Row {p.stage} (expanded)") for p in spec.block_plans]
+    )
+    if widest[0] > MAX_LAYER_CHANNELS:
+        problems.append(
+            f"{widest[1]} would have {widest[0]:,} channels; the limit is {MAX_LAYER_CHANNELS:,}. "
+            "Lower c, t or the width multiplier."
+        )
+    sides = spec.feature_sizes()
+    largest = sides[0] ** 2 * spec.stem_out
+    for plan, in_side in zip(spec.block_plans, sides):  # the expansion runs at the block's input size
+        largest = max(largest, in_side**2 * plan.hidden_channels)
+    if largest > MAX_ACTIVATION_ELEMENTS:
+        problems.append(
+            f"The largest feature map would hold {largest:,} values ({largest * 4 / 2**30:.1f} GiB); "
+            f"the limit is {MAX_ACTIVATION_ELEMENTS:,} values ({MAX_ACTIVATION_ELEMENTS * 4 / 2**20:.0f} MiB). "
+            "Lower the resolution, the width multiplier or t."
+        )
+    params = parameter_estimate(spec)
+    if params > MAX_PARAMETERS:
+        problems.append(
+            f"The model would have about {params:,} parameters; the limit is {MAX_PARAMETERS:,}. "
+            "Lower c, t, n or the width multiplier."
+        )
+    return problems
+
+
+def parameter_estimate(spec: ArchSpec) -> int:
+    """Exact parameter count from the plan alone (convolutions, BatchNorm affine, classifier)."""
+    total = 3 * 9 * spec.stem_out + 2 * spec.stem_out
+    for plan in spec.block_plans:
+        hidden = plan.hidden_channels
+        if plan.has_expansion:
+            total += plan.in_channels * hidden + 2 * hidden
+        total += 9 * hidden + 2 * hidden
+        total += hidden * plan.out_channels + 2 * plan.out_channels
+    last_in = spec.block_plans[-1].out_channels
+    total += last_in * spec.last_out + 2 * spec.last_out
+    return total + spec.last_out * spec.num_classes + spec.num_classes

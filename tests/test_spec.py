@@ -1,0 +1,99 @@
+"""The spec validates every field with one message per problem, and round-trips through JSON."""
+
+import pytest
+import torchvision.models._utils as tv_utils
+
+from mbv2.errors import SpecError
+from mbv2.spec import PAPER_BLOCKS, ArchSpec, Block, blocks_from_rows, make_divisible, parameter_estimate
+from mbv2.model import build_model
+
+
+def problems_of(**changes) -> tuple[str, ...]:
+    with pytest.raises(SpecError) as caught:
+        ArchSpec(**changes)
+    return caught.value.problems
+
+
+def test_default_is_the_papers_table_2():
+    spec = ArchSpec()
+    assert [(b.t, b.c, b.n, b.s) for b in spec.blocks] == [
+        (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)
+    ]
+    assert (spec.stem_out, spec.last_out, spec.resolution, spec.padding) == (32, 1280, 224, "symmetric")
+    assert len(spec.block_plans) == 17
+    assert spec.feature_sizes()[-1] == 7
+
+
+def test_make_divisible_matches_torchvision():
+    for value in [x / 4 for x in range(1, 20_000)]:
+        assert make_divisible(value, 8) == tv_utils._make_divisible(value, 8)
+
+
+@pytest.mark.parametrize("width, last", [(0.35, 1280), (0.5, 1280), (1.0, 1280), (1.4, 1792)])
+def test_last_channels_kept_below_one_and_scaled_above(width, last):
+    assert ArchSpec(width_mult=width).last_out == last
+
+
+def test_json_round_trip():
+    spec = ArchSpec(blocks=PAPER_BLOCKS[:3] + (Block(4, 48, 2, 2),), width_mult=0.75, resolution=160, padding="tf_same")
+    assert ArchSpec.from_json(spec.to_json()) == spec
+    assert hash(ArchSpec.from_json(spec.to_json())) == hash(spec)
+
+
+def test_parameter_estimate_is_exact():
+    for spec in [ArchSpec(), ArchSpec(width_mult=0.35), ArchSpec(blocks=(Block(3, 40, 2, 2),), num_classes=10)]:
+        assert parameter_estimate(spec) == sum(p.numel() for p in build_model(spec).parameters())
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"blocks": ()}, "The bottleneck table is empty"),
+        ({"blocks": (Block(0, 16, 1, 1),)}, "Row 1: expansion t must be between 1 and 32, got 0"),
+        ({"blocks": (Block(1, -4, 1, 1),)}, "Row 1: channels c must be between 1 and 4096, got -4"),
+        ({"blocks": (Block(1, 16, 0, 1),)}, "Row 1: repeats n must be between 1 and 32, got 0"),
+        ({"blocks": (Block(1, 16, 1, 3),)}, "Row 1: stride s must be 1 or 2, got 3"),
+        ({"blocks": (Block(1.5, 16, 1, 1),)}, "Row 1: expansion t must be a whole number, got 1.5"),
+        ({"blocks": (Block(1, 16, 1, 1),) * 33}, "at most 32 are allowed"),
+        ({"width_mult": 0.0}, "Width multiplier must be between 0.1 and 4.0, got 0.0"),
+        ({"width_mult": "wide"}, "Width multiplier must be a number, got 'wide'"),
+        ({"resolution": 16}, "Input resolution must be between 32 and 1024, got 16"),
+        ({"resolution": 224.5}, "Input resolution must be a whole number, got 224.5"),
+        ({"stem_channels": 0}, "Stem channels must be between 1 and 4096"),
+        ({"last_channels": 10**6}, "Last channels must be between 1 and 16384"),
+        ({"round_nearest": 0}, "Channel divisor must be between 1 and 64"),
+        ({"num_classes": 0}, "Number of classes must be between 1 and 50000"),
+        ({"padding": "reflect"}, "Padding must be one of symmetric, tf_same, got 'reflect'"),
+        ({"blocks": (Block(1, 4096, 1, 1), Block(8, 4096, 1, 1))}, "Row 2 (expanded) would have 32,768 channels; the limit is 16,384"),
+        ({"blocks": (Block(16, 1024, 1, 1),), "resolution": 1024}, "The largest feature map would hold"),
+        ({"blocks": (Block(2, 4096, 32, 1),)}, "The model would have about"),
+    ],
+)
+def test_each_validation_error_has_a_clear_message(changes, message):
+    assert any(message in problem for problem in problems_of(**changes)), problems_of(**changes)
+
+
+def test_several_problems_are_reported_together():
+    problems = problems_of(blocks=(Block(0, 16, 1, 3),), width_mult=9.0)
+    assert len(problems) == 3
+
+
+def test_rows_from_a_person():
+    assert blocks_from_rows([{"t": 6.0, "c": "24", "n": 2, "s": 2}, [1, 16, 1, 1]]) == (Block(6, 24, 2, 2), Block(1, 16, 1, 1))
+    with pytest.raises(SpecError) as caught:
+        blocks_from_rows([{"t": None, "c": 2.5, "n": "two", "s": 1}, "oops"])
+    assert caught.value.problems == (
+        "Row 1: t must be a whole number, but it is empty.",
+        "Row 1: c must be a whole number, but it is 2.5.",
+        "Row 1: n must be a whole number, but it is 'two'.",
+        "Row 2: expected the four values t, c, n, s, got 'oops'.",
+    )
+
+
+def test_from_json_errors():
+    with pytest.raises(SpecError, match="Not valid JSON"):
+        ArchSpec.from_json("{")
+    with pytest.raises(SpecError, match="must be an object"):
+        ArchSpec.from_json("[1, 2]")
+    with pytest.raises(SpecError, match="Unknown field"):
+        ArchSpec.from_json('{"depth": 3}')

@@ -1,0 +1,58 @@
+"""Widgets more than one view uses."""
+
+from __future__ import annotations
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+from mbv2.errors import ImageError
+from mbv2.images import open_image
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_images"
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+IMAGE_KEY = "current_image"  # (name, bytes): survives switching views, unlike widget state
+
+
+def sample_images() -> dict[str, Path]:
+    paths = sorted(p for p in SAMPLE_DIR.iterdir() if p.suffix.lower().lstrip(".") in UPLOAD_TYPES)
+    return {path.stem.replace("_", " "): path for path in paths}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _decode(data: bytes, name: str) -> Image.Image:
+    return open_image(data, name=name)
+
+
+def image_picker() -> tuple[str, Image.Image] | None:
+    """A sample, an upload or a camera shot, decoded; errors are shown, never raised."""
+    origin = st.segmented_control(
+        "Image", ["Sample", "Upload", "Camera"], default="Sample", key="image_origin", label_visibility="collapsed"
+    )
+    chosen: tuple[str, bytes] | None = None
+    if origin == "Upload":
+        upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload")
+        if upload is not None:
+            chosen = (upload.name, upload.getvalue())
+    elif origin == "Camera":
+        shot = st.camera_input("Take a picture", key="camera")
+        if shot is not None:
+            chosen = ("camera", shot.getvalue())
+    else:
+        samples = sample_images()
+        names = list(samples)
+        remembered = st.session_state.get(IMAGE_KEY, ("",))[0]
+        index = names.index(remembered) if remembered in names else 0
+        name = st.selectbox("Sample image", names, index=index, key="sample")
+        if name is not None:
+            chosen = (name, samples[name].read_bytes())
+    if chosen is not None:
+        st.session_state[IMAGE_KEY] = chosen
+    if IMAGE_KEY not in st.session_state:
+        return None
+    name, data = st.session_state[IMAGE_KEY]
+    try:
+        return name, _decode(data, name)
+    except ImageError as error:
+        st.error(str(error))
+        return None

@@ -1,6 +1,7 @@
 """Widgets more than one view uses."""
 
 from __future__ import annotations
+
 from pathlib import Path
 
 import streamlit as st

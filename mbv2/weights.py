@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,12 +164,20 @@ def load_state_dict(source: WeightSource, progress: bool = False) -> dict[str, t
         if not source.path.is_file():
             raise WeightsError(f"The weights file {source.path} named by {source.name} does not exist.")
         try:
-            return torch.load(source.path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "pickle protocol 4" notes on valid files
+                state_dict = torch.load(source.path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
             raise WeightsError(
                 f"{source.path.name} is not a plain PyTorch state_dict, so it was not loaded "
                 f"(only tensors are accepted, never arbitrary pickled code): {_first_line(error)}"
             ) from None
+        if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+            raise WeightsError(
+                f"{source.path.name} holds a {type(state_dict).__name__}, not a state_dict (a mapping from "
+                "names to tensors). Save one with torch.save(model.state_dict(), path)."
+            )
+        return state_dict
     weights = MobileNet_V2_Weights[source.torchvision_name]
     try:
         return weights.get_state_dict(progress=progress, weights_only=True)

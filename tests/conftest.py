@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -52,15 +58,20 @@ def app_test(**query):
     return at
 
 
-@pytest.fixture(scope="session")
-def app_url():
-    """A real `streamlit run app/main.py` on a free localhost port, stopped after the session."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+@dataclass(frozen=True)
+class AppServer:
+    url: str
+    pid: int
 
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process, from /proc."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """A real `streamlit run app/main.py` on a free localhost port, stopped after the session."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -81,9 +92,14 @@ def app_url():
     else:
         server.kill()
         pytest.fail(f"streamlit did not start: {server.stderr.read().decode()[-2000:]}")
-    yield url
+    yield AppServer(url=url, pid=server.pid)
     server.terminate()
     server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server) -> str:
+    return app_server.url
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ shares one model per configuration and an edit back to a seen configuration is i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import streamlit as st
@@ -13,7 +14,8 @@ from torch import nn
 
 from mbv2.analysis import Analysis, analyse
 from mbv2.classify import pretrained_model
-from mbv2.spec import ArchSpec
+from mbv2.errors import SpecError
+from mbv2.spec import ArchSpec, blocks_from_rows
 from mbv2.weights import WeightSource, available_sources
 
 from views import architecture, classify, compare, inside
@@ -46,14 +48,55 @@ SPEC_KEY = "spec"
 
 
 def current_spec() -> ArchSpec:
-    """The last valid architecture the user built (the paper's default at first)."""
+    """The last valid architecture the user built: from the link at first, else the paper's."""
     if SPEC_KEY not in st.session_state:
-        st.session_state[SPEC_KEY] = ArchSpec()
+        try:
+            spec = spec_from_query(st.query_params)
+        except SpecError as error:
+            problems = "\n".join(f"- {problem}" for problem in error.problems)
+            st.warning(f"The architecture in this link cannot be built, so the paper's is shown instead:\n{problems}")
+            spec = ArchSpec()
+        set_spec(spec)
     return st.session_state[SPEC_KEY]
 
 
 def set_spec(spec: ArchSpec) -> None:
+    """Remember `spec` and put it in the URL (left out when it is the paper's, to keep links short)."""
     st.session_state[SPEC_KEY] = spec
+    is_paper = spec == ArchSpec()
+    for name, value in spec_to_query(spec).items():
+        if is_paper:
+            st.query_params.pop(name, None)
+        else:
+            st.query_params[name] = value
+
+
+def spec_to_query(spec: ArchSpec) -> dict[str, str]:
+    """A compact, readable form: blocks=1-16-1-1,6-24-2-2,... width=1.0 res=224 pad=symmetric."""
+    return {
+        "blocks": ",".join(f"{block.t}-{block.c}-{block.n}-{block.s}" for block in spec.blocks),
+        "width": str(spec.width_mult),
+        "res": str(spec.resolution),
+        "pad": spec.padding,
+    }
+
+
+def spec_from_query(params: Mapping[str, str]) -> ArchSpec:
+    """The inverse of `spec_to_query`; missing parameters keep the paper's values."""
+    changes: dict[str, object] = {}
+    if "blocks" in params:
+        changes["blocks"] = blocks_from_rows([row.split("-") for row in params["blocks"].split(",")])
+    try:
+        if "width" in params:
+            changes["width_mult"] = float(params["width"])
+        if "res" in params:
+            changes["resolution"] = int(params["res"])
+    except ValueError:
+        raise SpecError([f"width must be a number and res a whole number, got {params.get('width')!r} and "
+                         f"{params.get('res')!r}."]) from None
+    if "pad" in params:
+        changes["padding"] = params["pad"]
+    return ArchSpec().replace(**changes)
 
 
 @st.cache_resource(show_spinner="Counting shapes, parameters and multiply-adds with fvcore…", max_entries=256)

@@ -9,6 +9,7 @@ from PIL import Image
 
 from mbv2.errors import ImageError
 from mbv2.images import open_image
+from mbv2.weights import WeightSource
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_images"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
@@ -57,3 +58,28 @@ def image_picker() -> tuple[str, Image.Image] | None:
     except ImageError as error:
         st.error(str(error))
         return None
+
+
+def weights_picker(sources: list[WeightSource], key: str = "weights") -> WeightSource:
+    """A choice of weights that says where each set comes from and what input it expects.
+
+    The first set already on this machine is preselected, so the app works offline.
+    """
+    names = [source.name for source in sources]
+    offline = {source.name for source in sources if source.is_available_offline()}
+    default = next((index for index, name in enumerate(names) if name in offline), 0)
+    name = st.selectbox(
+        "Weights",
+        names,
+        index=default,
+        key=key,
+        format_func=lambda name: name if name in offline else f"{name} (downloads on first use)",
+    )
+    source = sources[names.index(name)]
+    spec = source.spec
+    st.caption(
+        f"**Trained as** MobileNetV2 {spec.width_mult}/{spec.resolution}, {spec.padding} padding  \n"
+        f"**Preprocessing:** {source.preprocessing.describe()}  \n"
+        f"**Provenance:** {source.provenance}"
+    )
+    return source

@@ -1,8 +1,219 @@
-"""Placeholder: filled in by its issue."""
+"""Architecture: edit the paper's Table 2, see every layer's shape, parameters and multiply-adds."""
 
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
 import streamlit as st
+
+import charts
+import state
+from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow
+from mbv2.errors import SpecError
+from mbv2.spec import MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows
+
+TABLE_COLUMNS = {
+    "t": ("t · expansion", "How many times wider than its input a block's hidden layer is (the paper uses 1 or 6)."),
+    "c": ("c · channels", "Output channels of every block in the row, before the width multiplier."),
+    "n": ("n · repeats", "How many blocks the row stacks."),
+    "s": ("s · stride", "Stride of the row's first block, 1 or 2 (2 halves the feature map); the others use 1."),
+}
+PADDING_LABELS = {
+    "symmetric": "symmetric (PyTorch, torchvision weights)",
+    "tf_same": "tf_same (TensorFlow 'SAME', the shared TF weights)",
+}
+# The editor's widget state holds only the edits since it was created, on top of the table it
+# was given; the table is replaced (and the key renewed) only when rows are moved or reset.
+EDITOR_KEY = "blocks_table"
+VERSION_KEY = "blocks_table_version"
+BASE_KEY = "blocks_table_base"
+ROWS_KEY = "blocks_table_rows"  # the table as last shown, edits included; survives view switches
+MOVE_KEY = "blocks_table_move"
+WIDTH_KEY, RESOLUTION_KEY, PADDING_KEY, CONVENTION_KEY = "width_mult", "resolution", "padding", "madds_convention"
 
 
 def render() -> None:
-    st.header("architecture")
-    st.info("Coming soon.")
+    st.header("Architecture")
+    st.markdown(
+        "MobileNetV2 is the paper's Table 2: each row stacks **n** inverted residual blocks that widen their "
+        "input **t** times, filter it with a cheap depthwise 3×3, and project it back down to **c** channels. "
+        "Edit the table and see what every layer costs."
+    )
+    spec = state.current_spec()
+    editor_column, controls_column = st.columns([3, 2], gap="large")
+    with controls_column:
+        width, resolution, padding, convention = _controls(spec)
+    with editor_column:
+        rows = _table_editor(spec)
+        _row_tools(len(rows))
+    try:
+        edited = spec.replace(blocks=blocks_from_rows(rows), width_mult=width, resolution=resolution, padding=padding)
+    except SpecError as error:
+        with controls_column:
+            problems = "\n".join(f"- {problem}" for problem in error.problems)
+            st.error(f"**This architecture cannot be built:**\n{problems}")
+            st.caption("The numbers below are still those of the last architecture that could be built.")
+    else:
+        if edited != spec:
+            state.set_spec(edited)
+            spec = edited
+    _results(state.analysis_of(spec), state.analysis_of(ArchSpec()), convention)
+
+
+def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
+    # Seeding the keys (instead of passing value=) lets the reset button overwrite them.
+    st.session_state.setdefault(WIDTH_KEY, float(spec.width_mult))
+    st.session_state.setdefault(RESOLUTION_KEY, spec.resolution)
+    st.session_state.setdefault(PADDING_KEY, spec.padding)
+    st.session_state.setdefault(CONVENTION_KEY, "paper")
+    width_column, resolution_column = st.columns(2)
+    width = width_column.number_input(
+        "Width multiplier", MIN_WIDTH, MAX_WIDTH, step=0.05, format="%.2f", key=WIDTH_KEY,
+        help="Scales every layer's channels (rounded to multiples of 8). The paper tries 0.35 to 1.4.",
+    )
+    resolution = resolution_column.number_input(
+        "Input resolution", MIN_RESOLUTION, MAX_RESOLUTION, step=16, key=RESOLUTION_KEY,
+        help="Side of the square input image in pixels. The paper tries 96 to 224.",
+    )
+    padding = st.radio(
+        "Padding of stride-2 convolutions", PADDINGS, format_func=PADDING_LABELS.get, key=PADDING_KEY,
+        horizontal=True, help="Changes no count, but weights only work well with the padding they were trained with.",
+    )
+    convention = st.radio("Count multiply-adds as", list(CONVENTIONS), format_func=CONVENTIONS.get, key=CONVENTION_KEY)
+    st.button("Reset to the paper's Table 2", icon=":material/restart_alt:", on_click=_reset,
+              help="The paper's MobileNetV2: Table 2, width 1.0, resolution 224, symmetric padding.")
+    return width, int(resolution), padding, convention
+
+
+def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
+    key = f"{EDITOR_KEY}_{st.session_state.setdefault(VERSION_KEY, 0)}"
+    if key not in st.session_state:  # a new editor starts from the table as last shown
+        st.session_state[BASE_KEY] = st.session_state.get(ROWS_KEY, _rows_of(spec))
+    edited = st.data_editor(
+        pd.DataFrame(st.session_state[BASE_KEY], columns=list(TABLE_COLUMNS)),
+        key=key,
+        num_rows="dynamic",
+        hide_index=True,
+        column_config={
+            name: st.column_config.NumberColumn(label, help=help, step=1, format="%d")
+            for name, (label, help) in TABLE_COLUMNS.items()
+        },
+    )
+    rows = edited.to_dict("records")
+    st.session_state[ROWS_KEY] = rows
+    return rows
+
+
+def _rows_of(spec: ArchSpec) -> list[dict[str, Any]]:
+    return [asdict(block) for block in spec.blocks]
+
+
+def _row_tools(row_count: int) -> None:
+    pick_column, up_column, down_column, _ = st.columns([1.5, 1.1, 1.3, 3], vertical_alignment="bottom")
+    number = pick_column.selectbox(
+        "Move a row", range(1, row_count + 1), format_func=lambda n: f"row {n}", key=MOVE_KEY,
+        help="Rows run top to bottom through the network. Add rows below the table, delete them by selecting.",
+    )
+    at_top, at_bottom = number is None or number <= 1, number is None or number >= row_count
+    up_column.button("Up", icon=":material/arrow_upward:", on_click=_move_row, args=(-1,), disabled=at_top,
+                     width="stretch")
+    down_column.button("Down", icon=":material/arrow_downward:", on_click=_move_row, args=(1,), disabled=at_bottom,
+                       width="stretch")
+
+
+def _move_row(offset: int) -> None:
+    rows = list(st.session_state[ROWS_KEY])
+    index = st.session_state[MOVE_KEY] - 1
+    rows[index], rows[index + offset] = rows[index + offset], rows[index]
+    _replace_table(rows)
+    st.session_state[MOVE_KEY] = index + offset + 1
+
+
+def _reset() -> None:
+    paper = ArchSpec()
+    _replace_table(_rows_of(paper))
+    st.session_state[WIDTH_KEY] = float(paper.width_mult)
+    st.session_state[RESOLUTION_KEY] = paper.resolution
+    st.session_state[PADDING_KEY] = paper.padding
+    state.set_spec(paper)
+
+
+def _replace_table(rows: list[dict[str, Any]]) -> None:
+    st.session_state[ROWS_KEY] = rows
+    st.session_state[VERSION_KEY] += 1
+
+
+def _results(analysis: Analysis, paper: Analysis, convention: Convention) -> None:
+    madds, paper_madds = analysis.madds(convention), paper.madds(convention)
+    spec = analysis.spec
+    columns = st.columns(4)
+    columns[0].metric(
+        "Multiply-adds", charts.short(madds), border=True, **_versus_paper(madds, paper_madds),
+        help=f"{madds:,} multiply-adds ({CONVENTIONS[convention]}); the paper's 1.0/224 has {paper_madds:,}.",
+    )
+    columns[1].metric(
+        "Parameters", f"{analysis.params:,}", border=True, **_versus_paper(analysis.params, paper.params),
+        help=f"Weights and BatchNorm scales and shifts; the paper's 1.0/224 has {paper.params:,}.",
+    )
+    blocks, paper_blocks = len(spec.block_plans), len(paper.spec.block_plans)
+    columns[2].metric(
+        "Inverted residual blocks", blocks, border=True, delta_color="off", delta_arrow="off",
+        delta=f"{blocks - paper_blocks:+d} vs the paper" if blocks != paper_blocks else "same as the paper",
+        help="The sum of n over the table's rows.",
+    )
+    columns[3].metric(
+        "Last feature map", charts.shape_text(_last_conv(analysis).output_shape), border=True,
+        delta=f"the paper's: {charts.shape_text(_last_conv(paper).output_shape)}", delta_color="off",
+        delta_arrow="off", help="Height × width × channels after the last 1×1 convolution, before global pooling.",
+    )
+    cost_column, width_column = st.columns([3, 2], gap="medium")
+    cost_column.plotly_chart(charts.cost_figure(analysis, convention))
+    width_column.plotly_chart(charts.channel_figure(analysis))
+    st.subheader("Every layer")
+    layers = layer_table(analysis, convention)
+    st.dataframe(
+        layers,
+        hide_index=True,
+        height=420,
+        column_config={
+            "params": st.column_config.NumberColumn("params", format="localized"),
+            "MAdds": st.column_config.NumberColumn("MAdds", format="localized", help=CONVENTIONS[convention]),
+            "share": st.column_config.ProgressColumn(
+                "share of MAdds", format="percent", min_value=0.0, max_value=layers["share"].max(), width="medium"
+            ),
+        },
+    )
+
+
+def _versus_paper(value: int, paper: int) -> dict[str, str]:
+    """st.metric's delta: the change against the paper's 1.0/224, red when it costs more."""
+    if value == paper:
+        return {"delta": "same as the paper", "delta_color": "off", "delta_arrow": "off"}
+    change = (value - paper) / paper
+    return {"delta": f"{change:+.1%} vs the paper" if abs(change) < 0.1 else f"{change:+.0%} vs the paper",
+            "delta_color": "inverse"}
+
+
+def layer_table(analysis: Analysis, convention: Convention) -> pd.DataFrame:
+    total = analysis.madds(convention)
+    return pd.DataFrame(
+        [
+            {
+                "layer": charts.position_text(row),
+                "table row": charts.stage_text(row, analysis),
+                "kind": row.kind,
+                "input": charts.shape_text(row.input_shape),
+                "output": charts.shape_text(row.output_shape),
+                "params": row.params,
+                "MAdds": row.madds(convention),
+                "share": row.madds(convention) / total,
+            }
+            for row in analysis.rows
+        ]
+    )
+
+
+def _last_conv(analysis: Analysis) -> LayerRow:
+    return next(row for row in analysis.rows if row.kind == "last conv")

@@ -1,0 +1,122 @@
+"""The architecture view, driven as a user would: edit the table, break it, change width and resolution.
+
+Expected numbers come from the fvcore counts the library tests check against the paper and TF-slim.
+"""
+
+import pytest
+
+from conftest import app_test
+
+PAPER_MADDS, PAPER_PARAMS = "300.8M", "3,504,872"
+
+
+def metrics(at) -> dict[str, str]:
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def button(at, label: str):
+    return next(button for button in at.button if button.label == label)
+
+
+def edit_table(at, edited_rows=None, added_rows=(), deleted_rows=()):
+    """Apply cell edits the way the browser's data editor reports them, then rerun."""
+    editor = at.data_editor[0]
+    at.session_state[editor.key] = {
+        "edited_rows": edited_rows or {}, "added_rows": list(added_rows), "deleted_rows": list(deleted_rows),
+    }
+    return at.run()
+
+
+@pytest.fixture
+def at():
+    app = app_test(view="architecture").run()
+    assert not app.exception
+    return app
+
+
+def test_the_paper_default_is_shown_with_exact_totals(at):
+    assert metrics(at) == {
+        "Multiply-adds": PAPER_MADDS,
+        "Parameters": PAPER_PARAMS,
+        "Inverted residual blocks": "17",
+        "Last feature map": "7×7×1280",
+    }
+    madds = next(metric for metric in at.metric if metric.label == "Multiply-adds")
+    assert "300,774,272" in madds.proto.help
+    assert at.data_editor[0].value[["t", "c", "n", "s"]].values.tolist()[1] == [6, 24, 2, 2]
+    layers = next(frame.value for frame in at.dataframe if frame.editing_mode == "read_only")
+    assert len(layers) == 54  # stem, 17 blocks (the first without expansion), last conv, pool, classifier
+    assert layers["params"].sum() == 3_504_872
+    assert layers["MAdds"].sum() == 300_774_272
+    assert layers.iloc[3].to_dict() | {"share": None} == {
+        "layer": "b2", "table row": "row 2", "kind": "expand", "input": "112×112×16", "output": "112×112×96",
+        "params": 1_728, "MAdds": 19_267_584, "share": None,
+    }
+
+
+def test_editing_a_row_changes_the_totals_and_the_link(at):
+    edit_table(at, edited_rows={6: {"c": 640}})
+    assert metrics(at)["Multiply-adds"] == "335.9M"
+    assert metrics(at)["Parameters"] == "4,222,312"
+    deltas = {metric.label: metric.proto.delta for metric in at.metric}
+    assert deltas["Multiply-adds"] == "+12% vs the paper"
+    assert at.query_params["blocks"] == "1-16-1-1,6-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-640-1-1"
+
+
+def test_an_invalid_table_shows_every_problem_and_keeps_the_last_valid_totals(at):
+    edit_table(at, edited_rows={6: {"c": 640}})
+    edit_table(at, edited_rows={6: {"c": 640}, 1: {"s": 3}, 2: {"t": 40}})
+    assert not at.exception
+    [error] = at.error
+    assert "Row 2: stride s must be 1 or 2, got 3." in error.value
+    assert "Row 3: expansion t must be between 1 and 32, got 40. The paper uses 1 or 6." in error.value
+    assert metrics(at)["Parameters"] == "4,222,312"  # the last valid architecture, not the paper's
+    assert at.query_params["blocks"].endswith("6-640-1-1")
+
+    edit_table(at, edited_rows={6: {"c": 640}}, added_rows=[{"t": 6, "c": None, "n": 1, "s": 1}])
+    assert "Row 8: c must be a whole number, but it is empty." in at.error[0].value
+    assert metrics(at)["Parameters"] == "4,222,312"
+
+
+def test_width_and_resolution_change_the_totals(at):
+    at.number_input(key="width_mult").set_value(0.5).run()
+    assert metrics(at)["Multiply-adds"] == "97.1M"  # TF-slim publishes 97M and 1.95M (no BatchNorm, 1001 classes)
+    assert metrics(at)["Parameters"] == "1,968,680"
+    at.number_input(key="resolution").set_value(160).run()
+    assert metrics(at)["Multiply-adds"] == "50.2M"
+    assert metrics(at)["Parameters"] == "1,968,680"
+    assert metrics(at)["Last feature map"] == "5×5×1280"
+    assert (at.query_params["width"], at.query_params["res"]) == ("0.5", "160")
+
+
+def test_the_fvcore_convention_also_counts_batchnorm_and_pooling(at):
+    at.radio(key="madds_convention").set_value("fvcore").run()
+    assert metrics(at)["Multiply-adds"] == "314.2M"
+
+
+def test_rows_move_and_the_paper_comes_back_on_reset(at):
+    at.selectbox(key="blocks_table_move").set_value(7).run()
+    button(at, "Up").click().run()  # rows 6 and 7 swap
+    assert at.data_editor[0].value["c"].tolist() == [16, 24, 32, 64, 96, 320, 160]
+    assert metrics(at)["Parameters"] == "3,865,512"
+    assert at.selectbox(key="blocks_table_move").value == 6  # the moved row stays selected
+    at.number_input(key="resolution").set_value(160).run()
+    button(at, "Reset to the paper's Table 2").click().run()
+    assert metrics(at)["Multiply-adds"] == PAPER_MADDS
+    assert at.data_editor[0].value["c"].tolist() == [16, 24, 32, 64, 96, 160, 320]
+    assert at.number_input(key="resolution").value == 224
+    assert "blocks" not in at.query_params  # the paper's architecture needs no parameters in the link
+
+
+def test_a_link_reproduces_an_architecture():
+    at = app_test(view="architecture", blocks="1-16-1-1,6-24-2-2", width="0.75", res="160").run()
+    assert metrics(at)["Parameters"] == "1,329,624"
+    assert metrics(at)["Multiply-adds"] == "86.5M"
+    assert at.data_editor[0].value["c"].tolist() == [16, 24]
+
+
+def test_a_broken_link_says_why_and_shows_the_paper():
+    at = app_test(view="architecture", blocks="6-24-2-9").run()
+    assert not at.exception
+    assert "Row 1: stride s must be 1 or 2, got 9." in at.warning[0].value
+    assert metrics(at)["Multiply-adds"] == PAPER_MADDS

@@ -1,0 +1,75 @@
+"""The "Inside a block" view under AppTest, with the shared TF weights and the sample photos."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import app_test
+
+SHAPE = "(N×C×H×W)"
+
+
+@pytest.fixture(scope="module")
+def at():
+    """One app, run once; the tests below move its widgets in order, as a student would."""
+    app = app_test(view="inside-a-block").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _captions(at) -> list[str]:
+    return [caption.value for caption in at.caption]
+
+
+def _shapes(at) -> list[str]:
+    return [text.split(SHAPE)[0].rsplit("Shape ", 1)[1].strip() for text in _captions(at) if SHAPE in text]
+
+
+def test_the_five_tensors_of_the_default_block(at):
+    assert at.selectbox(key="inside_block").value == 3
+    assert _shapes(at) == ["1×24×56×56", "1×144×56×56", "1×144×56×56", "1×24×56×56", "1×24×56×56"]
+    assert len(at.get("plotly_chart")) >= 5
+    assert not at.error
+
+
+def test_the_statistics_table_has_one_row_per_stage(at):
+    table = at.dataframe[0].value
+    assert list(table["stage"]) == list(range(1, 8))
+    assert table["expansion: zero"].isna().tolist() == [True] + [False] * 6
+    assert table["projection: negative values"].between(0.4, 0.6).all()
+
+
+def test_a_block_without_expansion_or_residual_says_so(at):
+    at.selectbox(key="inside_block").set_value(1).run()
+    infos = " ".join(info.value for info in at.info)
+    assert "No expansion layer: t = 1" in infos
+    assert "No residual" in infos
+    assert _shapes(at) == ["1×32×112×112", "1×32×112×112", "1×16×112×112"]
+
+
+def test_a_stride_two_block_halves_the_map(at):
+    at.selectbox(key="inside_block").set_value(14).run()
+    assert _shapes(at) == ["1×96×14×14", "1×576×14×14", "1×576×7×7", "1×160×7×7"]
+    assert "the stride is 2" in " ".join(info.value for info in at.info)
+
+
+def test_the_ablation_toggle_shows_the_damage(at):
+    assert not at.metric  # nothing to compare until the switch is on
+    at.toggle(key="inside_ablation").set_value(True).run()
+    assert not at.exception
+    assert at.metric[0].value == "0 of 4"
+    samples = at.dataframe[1].value
+    assert list(samples["linear"]) == ["Egyptian cat", "espresso", "mortarboard", "missile"]
+    assert any("loses its top class (Egyptian cat →" in text for text in _captions(at))
+
+
+def test_the_manifold_slider(at):
+    assert any("Black crosses mark the 46% of points" in text for text in _captions(at))
+    at.slider(key="inside_manifold_n").set_value(30).run()
+    assert any("Black crosses mark the 0% of points" in text for text in _captions(at))
+
+
+def test_another_sample_image(at):
+    at.selectbox(key="sample").set_value("rocket").run()
+    assert not at.exception and not at.error
+    assert any("loses its top class (missile →" in text for text in _captions(at))

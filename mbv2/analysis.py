@@ -66,23 +66,15 @@ class Analysis:
 @lru_cache(maxsize=128)
 def analyse(spec: ArchSpec) -> Analysis:
     """Shapes, params and MAdds of every layer; cached, since an `ArchSpec` is immutable."""
-    return analyse_model(build_model(spec))
+    return analyse_model(build_model(spec, initialise=False))  # counting reads shapes, never values
 
 
 def analyse_model(model: MobileNetV2) -> Analysis:
     spec = model.spec
     layers = _measured_layers(model)
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [
-        module.register_forward_hook(_record_shapes(shapes, name))
-        for name, module in model.named_modules()
-        if name in {part for _, _, _, parts in layers for part in parts} | {"features"}
-    ]
-    try:
-        by_module = _count(model, torch.zeros(1, 3, spec.resolution, spec.resolution))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    example = torch.zeros(1, 3, spec.resolution, spec.resolution)
+    shapes = _shapes(model, example, {part for _, _, _, parts in layers for part in parts} | {"features"})
+    by_module = _count(model, example)
 
     rows = []
     for kind, stage, block, parts in layers:
@@ -138,13 +130,29 @@ def _measured_layers(model: MobileNetV2) -> list[tuple[str, int, int | None, tup
     return layers
 
 
-def _record_shapes(shapes: dict[str, tuple[int, ...]], name: str):
-    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        # int(): under fvcore's jit trace the sizes are traced tensors
-        shapes[f"{name}:in"] = tuple(int(size) for size in inputs[0].shape)
-        shapes[f"{name}:out"] = tuple(int(size) for size in output.shape)
+@torch.inference_mode()
+def _shapes(model: nn.Module, example: torch.Tensor, names: set[str]) -> dict[str, tuple[int, ...]]:
+    """Input and output shape of each named module, keyed "name:in" and "name:out".
 
-    return hook
+    A plain forward pass of its own: read inside fvcore's jit trace, every size is traced too,
+    which took longer than the whole pass.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str):
+        def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            shapes[f"{name}:in"] = tuple(inputs[0].shape)
+            shapes[f"{name}:out"] = tuple(output.shape)
+
+        return hook
+
+    hooks = [module.register_forward_hook(record(name)) for name, module in model.named_modules() if name in names]
+    try:
+        model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
 
 
 def _count(model: nn.Module, example: torch.Tensor) -> dict[str, Counter]:

@@ -1,0 +1,85 @@
+"""The fast path (BatchNorm folded, channels_last, inference mode) gives the eager model's logits."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from mbv2.classify import classify, pretrained_model
+from mbv2.device import inference_device
+from mbv2.fast import fast_model
+from mbv2.images import open_image
+from mbv2.model import TFSameConv2d, build_model
+from mbv2.spec import ArchSpec, Block
+from mbv2.weights import load_state_dict, load_weights
+
+from conftest import SAMPLE_IMAGES, dev_images
+
+
+@pytest.fixture(scope="module")
+def dev_batch(tf_source) -> torch.Tensor:
+    """The 50 labelled ImageNet images, preprocessed for the shared weights, as one batch."""
+    return torch.stack([tf_source.preprocessing(open_image(path)) for path, _ in dev_images()])
+
+
+def _assert_same_logits(eager: nn.Module, images: torch.Tensor) -> None:
+    fast = fast_model(eager)
+    with torch.inference_mode():
+        expected = eager(images)
+    logits = fast(images)
+    assert (logits - expected).abs().max() < 1e-3
+    assert torch.equal(logits.topk(5).indices, expected.topk(5).indices)
+    assert not any(isinstance(module, nn.BatchNorm2d) for module in fast.modules())
+    assert any(isinstance(module, nn.BatchNorm2d) for module in eager.modules())  # the original is untouched
+    assert fast.network.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_same_logits_and_top5_on_the_50_dev_images(tf_model, dev_batch):
+    _assert_same_logits(tf_model, dev_batch)
+
+
+def test_same_logits_with_symmetric_padding(tf_source, dev_batch):
+    eager = build_model(tf_source.spec.replace(padding="symmetric"))
+    load_weights(eager, load_state_dict(tf_source))
+    _assert_same_logits(eager, dev_batch[:10])
+
+
+def test_same_logits_for_a_custom_architecture(tf_source):
+    """Odd resolution (uneven TF padding), another width and table, 10 classes, BatchNorm far from identity."""
+    spec = ArchSpec(
+        blocks=(Block(1, 16, 1, 1), Block(4, 24, 2, 2), Block(6, 40, 2, 2), Block(3, 56, 1, 1)),
+        width_mult=0.75,
+        resolution=161,
+        num_classes=10,
+        padding="tf_same",
+    )
+    torch.manual_seed(0)
+    eager = build_model(spec)
+    for module in eager.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    eager.classifier[1].weight.data.normal_(0, 0.5)  # logits of order 10, like trained ones, so 1e-3 is tight
+    assert any(isinstance(module, TFSameConv2d) for module in eager.modules())
+    preprocessing = replace(tf_source.preprocessing, crop_size=spec.resolution)
+    images = torch.stack([preprocessing(open_image(path)) for path, _ in dev_images()[:8]])
+    _assert_same_logits(eager, images)
+
+
+def test_classify_with_the_fast_pretrained_model(tf_source, tf_model):
+    fast = pretrained_model(tf_source, fast=True)
+    image = open_image(SAMPLE_IMAGES / "grace_hopper.jpg")
+    eager_top, fast_top = classify(tf_model, tf_source, image), classify(fast, tf_source, image)
+    assert [p.index for p in fast_top] == [p.index for p in eager_top]
+    assert [p.probability for p in fast_top] == pytest.approx([p.probability for p in eager_top], abs=1e-4)
+
+
+def test_inference_runs_on_the_gpu_only_when_there_is_one(monkeypatch):
+    assert inference_device() == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert inference_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_device() == torch.device("cpu")

@@ -112,9 +112,14 @@ def weight_sources() -> list[WeightSource]:
 
 @st.cache_resource(show_spinner="Loading pretrained weights…", max_entries=4)
 def pretrained(source_name: str) -> nn.Module:
-    """One model per weight source for the whole server, whatever the number of sessions."""
-    source = source_by_name(source_name)
-    return pretrained_model(source, progress=False)
+    """One eager model per weight source for the whole server, whatever the number of sessions."""
+    return pretrained_model(source_by_name(source_name))
+
+
+@st.cache_resource(show_spinner="Preparing the fast inference path…", max_entries=4)
+def fast_pretrained(source_name: str) -> nn.Module:
+    """The same weights with BatchNorm folded in, for classifying only (see `mbv2.fast`)."""
+    return pretrained_model(source_by_name(source_name), fast=True)
 
 
 def source_by_name(name: str) -> WeightSource:

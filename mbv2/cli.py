@@ -4,34 +4,230 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from mbv2.analysis import CONVENTIONS, analyse
-from mbv2.errors import MBV2Error
+from tqdm import tqdm
+
+from mbv2.analysis import CONVENTIONS
+from mbv2.classify import classify, pretrained_model
+from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
+from mbv2.errors import MBV2Error, SpecError, WeightsUnavailableError
+from mbv2.export import seeded_model, write_all
+from mbv2.images import open_image
+from mbv2.latency import LatencySettings, measure_spec
 from mbv2.spec import ArchSpec
+from mbv2.sweep import FORMATS, grid, sweep, write
+from mbv2.weights import WEIGHTS_ENV, WeightSource, available_sources, local_source
 
 
-def _summary(args: argparse.Namespace) -> None:
-    spec = ArchSpec(width_mult=args.width, resolution=args.resolution)
-    analysis = analyse(spec)
-    print(f"MobileNetV2 {spec.width_mult}/{spec.resolution}: {analysis.params:,} parameters")
+def _spec_file(path: str | None) -> ArchSpec:
+    """The architecture in a JSON file, or the paper's when there is none."""
+    if path is None:
+        return ArchSpec()
+    try:
+        return ArchSpec.from_json(Path(path).read_text())
+    except OSError as error:
+        raise SpecError([f"Cannot read the spec file {path}: {error.strerror}."]) from None
+
+
+def _spec(args: argparse.Namespace) -> ArchSpec:
+    """--spec FILE (or the paper's default), with --width and --resolution applied on top."""
+    spec = _spec_file(args.spec)
+    changes = {"width_mult": args.width, "resolution": args.resolution}
+    return spec.replace(**{name: value for name, value in changes.items() if value is not None})
+
+
+def _weight_source(path: str | None) -> WeightSource:
+    """--weights PATH, else the first source usable offline (MBV2_WEIGHTS first, then torchvision's cache)."""
+    if path is not None:
+        folder = Path(path)
+        if not folder.is_dir():
+            return local_source(folder)
+        sidecars = sorted(folder.glob("*.json"))
+        if not sidecars:
+            raise WeightsUnavailableError(f"{folder} holds no .json weights description; point --weights at one.")
+        return local_source(sidecars[0])
+    offline = [source for source in available_sources() if source.is_available_offline()]
+    if not offline:
+        raise WeightsUnavailableError(
+            f"No pretrained weights are available offline. Pass --weights PATH (a .pth or its .json description), "
+            f"set {WEIGHTS_ENV}, or fill torchvision's cache on a machine with internet."
+        )
+    return offline[0]
+
+
+def _progress_bar(description: str):
+    """A tqdm bar on stderr behind the library's (done, total) progress callback."""
+    bars: list[tqdm] = []  # made at the first call, when the total is known
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc=description, total=total, file=sys.stderr, leave=False))
+        bars[0].update(done - bars[0].n)
+        if done == total:
+            bars[0].close()
+
+    return update
+
+
+def _summary(args: argparse.Namespace) -> int:
+    spec = _spec(args)
+    latency = None
+    if args.latency:
+        settings = LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, threads=args.threads)
+        latency = measure_spec(spec, settings, _progress_bar("timing"))
+    summary = summarise(NamedConfig("summary", spec), latency)
+    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
     for convention, meaning in CONVENTIONS.items():
-        print(f"  {analysis.madds(convention) / 1e6:8.1f}M multiply-adds  ({meaning})")
+        madds = summary.madds_paper if convention == "paper" else summary.madds_fvcore
+        print(f"  {madds / 1e6:8.1f}M multiply-adds  ({meaning})")
+    print(
+        f"  {summary.peak_activation_bytes / 2**20:8.2f} MiB peak activations (float32, batch 1, "
+        f"at {summary.peak_activation_layer})"
+    )
+    if latency is not None:
+        print(f"  latency on this CPU: {latency.describe()}")
+    if (reference := summary.reference) is not None:
+        print(
+            f"  published: {reference.macs_m:g}M MACs, {reference.params_m}M params, top-1 {reference.top1}%, "
+            f"top-5 {reference.top5}%, Pixel 1 {reference.pixel1_ms} ms\n    (source: {TF_SLIM_SOURCE})"
+        )
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    source = _weight_source(args.weights)
+    model = pretrained_model(source, fast=True)
+    print(f"weights: {source.name} ({source.provenance})")
+    failures = 0
+    for path in args.images:
+        try:
+            predictions = classify(model, source, open_image(path, name=path), k=args.top)
+        except OSError as error:
+            print(f"error: cannot read {path}: {error.strerror}", file=sys.stderr)
+            failures += 1
+            continue
+        except MBV2Error as error:  # one unreadable file should not hide the others' results
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        print(path)
+        for rank, prediction in enumerate(predictions, start=1):
+            print(f"  {rank}. {prediction.label:<40} {prediction.probability:7.2%}")
+    return 2 if failures else 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    points = grid(args.widths, args.resolutions, args.expansions)
+    progress = _progress_bar(f"{len(points)} configurations")
+    rows = sweep(points, base=_spec_file(args.spec), workers=args.workers, progress=progress)
+    print(f"{'width':>6} {'res':>4} {'t':>3} {'params':>11} {'MAdds paper':>13} {'MAdds fvcore':>13} {'peak MiB':>9}")
+    for row in rows:
+        s = row.summary
+        print(
+            f"{float(s.spec.width_mult):>6} {s.spec.resolution:>4} {row.point.expansion:>3} {s.params:>11,} "
+            f"{s.madds_paper:>13,} {s.madds_fvcore:>13,} {s.peak_activation_bytes / 2**20:>9.2f}"
+        )
+    if args.out is not None:
+        write(rows, args.out)
+        print(f"wrote {len(rows)} rows to {args.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.weights is not None and (args.spec, args.width, args.resolution) != (None, None, None):
+        parser.error("--weights fixes the architecture; leave out --spec, --width and --resolution")
+    if args.weights is not None:
+        source = _weight_source(args.weights)
+        model, origin = pretrained_model(source), f"pretrained weights {source.name}"
+    else:
+        model, origin = seeded_model(_spec(args)), "random weights (seed 0)"
+    spec = model.spec
+    name = label(spec.width_mult, spec.resolution)
+    files = write_all(model, Path(args.out), stem="mobilenet_v2_" + name.replace("/", "_"))
+    print(f"MobileNetV2 {name} with {origin}:")
+    for kind, path in (
+        ("TorchScript (traced)", files.torchscript),
+        ("root operators (YAML)", files.operators),
+        ("ONNX", files.onnx),
+        ("spec (JSON)", files.spec),
+    ):
+        print(f"  {kind:<22} {path}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _table_file(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in FORMATS:
+        raise argparse.ArgumentTypeError(f"must end in {' or '.join(FORMATS)}, got {text}")
+    return path
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mbv2", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    spec_file = argparse.ArgumentParser(add_help=False)
+    spec_file.add_argument("--spec", help="an architecture as JSON (as the app and `mbv2 export` write it)")
+    spec_options = argparse.ArgumentParser(add_help=False, parents=[spec_file])
+    spec_options.add_argument("--width", type=float, help="width multiplier (default 1.0, or the spec file's)")
+    spec_options.add_argument("--resolution", type=int, help="input side in pixels (default 224, or the spec file's)")
+    weights_help = (
+        f"a .pth, its .json description or a folder of them (default: ${WEIGHTS_ENV}, else the first source "
+        "found offline)"
+    )
+
+    summary = commands.add_parser(
+        "summary", parents=[spec_options], help="parameters, multiply-adds, peak memory and (optionally) latency"
+    )
+    summary.add_argument("--latency", action="store_true", help="also measure CPU latency (takes a few seconds)")
+    summary.add_argument("--runs", type=_positive_int, default=20, help="timed runs; the median is reported")
+    summary.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    summary.add_argument("--batch", type=_positive_int, default=1, help="images per run")
+    summary.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads during the timing")
+    summary.set_defaults(run=_summary)
+
+    classify_command = commands.add_parser("classify", help="top-k ImageNet classes of images")
+    classify_command.add_argument("images", nargs="+", metavar="IMAGE")
+    classify_command.add_argument("--weights", help=weights_help)
+    classify_command.add_argument("--top", type=_positive_int, default=5, help="classes to show per image")
+    classify_command.set_defaults(run=_classify)
+
+    sweep_command = commands.add_parser(
+        "sweep", parents=[spec_file], help="counts over a grid of width x resolution x t, in parallel processes"
+    )
+    sweep_command.add_argument("--widths", type=float, nargs="+", default=list(PRESET_WIDTHS))
+    sweep_command.add_argument("--resolutions", type=int, nargs="+", default=list(PRESET_RESOLUTIONS))
+    sweep_command.add_argument(
+        "--expansions", type=int, nargs="+", default=[6], help="t for every row that expands (a t = 1 row stays 1)"
+    )
+    sweep_command.add_argument("--workers", type=_positive_int, help="processes (default: one per CPU core)")
+    sweep_command.add_argument("--out", type=_table_file, help="write the rows to FILE.csv or FILE.json")
+    sweep_command.set_defaults(run=_sweep)
+
+    export = commands.add_parser(
+        "export", parents=[spec_options], help="TorchScript, root-operator YAML, ONNX and spec JSON into a folder"
+    )
+    export.add_argument("--out", required=True, help="folder to write the four files into")
+    export.add_argument("--weights", help=f"export these pretrained weights instead of random ones: {weights_help}")
+    export.set_defaults(run=lambda args: _export(args, export))
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mbv2", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    summary = commands.add_parser("summary", help="parameters and multiply-adds of a configuration")
-    summary.add_argument("--width", type=float, default=1.0)
-    summary.add_argument("--resolution", type=int, default=224)
-    summary.set_defaults(run=_summary)
-    args = parser.parse_args(argv)
+    args = _build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args)
     except MBV2Error as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

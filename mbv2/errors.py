@@ -27,3 +27,7 @@ class WeightsMismatchError(WeightsError):
 
 class ImageError(MBV2Error, ValueError):
     """An upload that is not an image this app can classify."""
+
+
+class ExportError(MBV2Error):
+    """A model that could not be written as TorchScript or ONNX; the message says what to install or change."""

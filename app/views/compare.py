@@ -1,8 +1,345 @@
-"""Placeholder: filled in by its issue."""
+"""Compare: named configurations side by side, their measured latency, a Pareto plot, exports."""
 
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
+
+import state
+from mbv2.compare import (
+    TF_SLIM_REFERENCES,
+    TF_SLIM_SOURCE,
+    ConfigSummary,
+    NamedConfig,
+    label,
+    pareto_front,
+    summarise,
+    tf_slim_presets,
+)
+from mbv2.errors import MBV2Error
+from mbv2.export import onnx_bytes, operators_yaml, seeded_model, torchscript_bytes, traced
+from mbv2.latency import LatencyResult, LatencySettings, measure_spec
+from mbv2.spec import ArchSpec
+
+CONFIGS_KEY = "compare_configs"  # name -> ArchSpec, in the order they were added
+LATENCY_KEY = "compare_latency"  # (ArchSpec, LatencySettings) -> LatencyResult, measured in this session
+EXPORT_KEY = "compare_export"  # the ArchSpec whose files were prepared for download
+PRESETS = {config.name: config.spec for config in tf_slim_presets()}
+LATENCY_AXIS, PARAMS_AXIS = "Latency (ms)", "Parameters (M)"
 
 
 def render() -> None:
-    st.header("compare")
-    st.info("Coming soon.")
+    st.header("Compare configurations")
+    st.markdown(
+        "Collect architectures under a name, then compare their size, cost, memory and measured speed. "
+        "Counts are for one image; latency is measured on this server's CPU when you ask for it."
+    )
+    if CONFIGS_KEY not in st.session_state:
+        st.session_state[CONFIGS_KEY] = dict([_named_current(state.current_spec(), {})])
+    configs: dict[str, ArchSpec] = st.session_state[CONFIGS_KEY]
+    _editor(configs)
+    if not configs:
+        st.info("The list is empty: add the current design or some TF-slim presets above.")
+        return
+    table_slot = st.container()  # drawn once the latency settings below are known
+    measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult] = st.session_state.setdefault(LATENCY_KEY, {})
+    settings, pending = _latency_controls(configs, measured)
+    try:
+        with table_slot, st.spinner("Counting parameters, multiply-adds and activation memory…"):
+            summaries = [
+                summarise(NamedConfig(name, spec), measured.get((spec, settings))) for name, spec in configs.items()
+            ]
+    except MBV2Error as error:
+        st.error(str(error))
+        return
+    with table_slot:
+        st.dataframe(_table(summaries), hide_index=True, width="stretch", column_config=COLUMN_FORMATS)
+        st.caption(
+            "Peak activations: the largest total of feature maps alive at once when the layers run one after "
+            "another (float32, batch 1, BatchNorm folded, a residual block's input kept until its add). "
+            f"TF-slim published: MACs · params · top-1 · Pixel 1 latency, from {TF_SLIM_SOURCE}; TF-slim counts "
+            "no BatchNorm parameters and has a 1001-class head."
+        )
+    if pending:
+        _measure(pending, settings, measured)
+    _pareto(summaries)
+    _exports(configs)
+
+
+def _spec_label(spec: ArchSpec) -> str:
+    return label(spec.width_mult, spec.resolution)
+
+
+def _named_current(spec: ArchSpec, configs: dict[str, ArchSpec]) -> tuple[str, ArchSpec]:
+    """A preset keeps its preset name; anything else becomes "My design N (width/resolution)"."""
+    preset_name = next((name for name, preset in PRESETS.items() if preset == spec), None)
+    if preset_name is not None and preset_name not in configs:
+        return preset_name, spec
+    number = len(configs) + 1
+    while (name := f"My design {number} ({_spec_label(spec)})") in configs:
+        number += 1
+    return name, spec
+
+
+def _add_current() -> None:
+    configs = st.session_state[CONFIGS_KEY]
+    typed = st.session_state.get("compare_new_name", "").strip()
+    name, spec = (typed, state.current_spec()) if typed else _named_current(state.current_spec(), configs)
+    configs[name] = spec
+    st.session_state["compare_new_name"] = ""
+
+
+def _add_presets() -> None:
+    st.session_state[CONFIGS_KEY].update({name: PRESETS[name] for name in st.session_state["compare_presets"]})
+    st.session_state["compare_presets"] = []
+
+
+def _remove() -> None:
+    for name in st.session_state["compare_remove"]:
+        st.session_state[CONFIGS_KEY].pop(name, None)
+    st.session_state["compare_remove"] = []
+
+
+def _editor(configs: dict[str, ArchSpec]) -> None:
+    add_column, presets_column, remove_column = st.columns(3, gap="medium")
+    with add_column:
+        name = st.text_input(
+            "Add the current design as",
+            key="compare_new_name",
+            placeholder=_named_current(state.current_spec(), configs)[0],
+            help="The architecture as it is in the Architecture view right now; leave empty for the suggested name.",
+        )
+        taken = name.strip() in configs
+        st.button("Add current design", key="compare_add_current", on_click=_add_current, disabled=taken)
+        if taken:
+            st.caption(f"{name.strip()!r} is already in the list: choose another name.")
+    with presets_column:
+        chosen = st.multiselect(
+            "TF-slim presets (width/resolution)",
+            [name for name in PRESETS if name not in configs],
+            key="compare_presets",
+            placeholder="e.g. MobileNetV2 0.5/160",
+        )
+        st.button("Add presets", key="compare_add_presets", on_click=_add_presets, disabled=not chosen)
+    with remove_column:
+        doomed = st.multiselect("Remove from the list", list(configs), key="compare_remove")
+        st.button("Remove", key="compare_remove_button", on_click=_remove, disabled=not doomed)
+
+
+COLUMN_FORMATS = {
+    "Params (M)": st.column_config.NumberColumn(format="%.3f"),
+    "MAdds paper (M)": st.column_config.NumberColumn(format="%.1f"),
+    "MAdds fvcore (M)": st.column_config.NumberColumn(format="%.1f"),
+    "Peak act. (MiB)": st.column_config.NumberColumn(format="%.2f", help="Peak activation memory, float32"),
+    "Latency (ms)": st.column_config.NumberColumn(format="%.1f", help="Median on this CPU, with the settings below"),
+    "TF-slim published": st.column_config.TextColumn(
+        help="MACs · params (no BatchNorm, 1001 classes) · ImageNet top-1 · TF-Lite latency on a Pixel 1 phone",
+        width="medium",
+    ),
+}
+
+
+def _table(summaries: list[ConfigSummary]) -> pd.DataFrame:
+    rows = []
+    for summary in summaries:
+        reference = summary.reference
+        rows.append(
+            {
+                "Configuration": summary.name,
+                "Params (M)": summary.params / 1e6,
+                "MAdds paper (M)": summary.madds_paper / 1e6,
+                "MAdds fvcore (M)": summary.madds_fvcore / 1e6,
+                "Peak act. (MiB)": summary.peak_activation_bytes / 2**20,
+                "Latency (ms)": summary.latency.median_ms if summary.latency else None,
+                "TF-slim published": (
+                    f"{reference.macs_m:g}M · {reference.params_m}M · {reference.top1}% · {reference.pixel1_ms} ms"
+                    if reference
+                    else "—"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _latency_controls(
+    configs: dict[str, ArchSpec], measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult]
+) -> tuple[LatencySettings, dict[str, ArchSpec]]:
+    """Settings and the Measure button in one row: the settings, and what to measure if it was clicked."""
+    runs_column, threads_column, batch_column, button_column = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
+    runs = runs_column.number_input("Timed runs (median of)", 1, 200, 10, key="compare_runs")
+    threads = threads_column.number_input("CPU threads", 1, os.cpu_count() or 1, 1, key="compare_threads")
+    batch = batch_column.number_input("Batch size", 1, 64, 1, key="compare_batch")
+    settings = LatencySettings(runs=int(runs), warmup=3, batch_size=int(batch), threads=int(threads))
+    pending = {name: spec for name, spec in configs.items() if (spec, settings) not in measured}
+    clicked = button_column.button(
+        f"Measure latency ({len(pending)} to go)" if pending else "All measured",
+        key="compare_measure",
+        type="primary",
+        disabled=not pending,
+    )
+    machine = next(iter(measured.values())).machine if measured else "this server's CPU"
+    st.caption(
+        f"Latency: median of {settings.runs} runs after {settings.warmup} warm-up runs, batch {settings.batch_size}, "
+        f"{settings.threads} thread(s), random weights, on {machine}; measured once per configuration and "
+        "setting, and kept for this session."
+    )
+    return settings, pending if clicked else {}
+
+
+def _measure(
+    pending: dict[str, ArchSpec],
+    settings: LatencySettings,
+    measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult],
+) -> None:
+    """Slow (seconds per configuration), so it runs only on a click, with a progress bar."""
+    bar = st.progress(0.0, text="Measuring latency…")
+    for number, (name, spec) in enumerate(pending.items()):
+
+        def show(done: int, total: int, number: int = number, name: str = name) -> None:
+            bar.progress((number + done / total) / len(pending), text=f"Timing {name}: run {done} of {total}")
+
+        measured[(spec, settings)] = measure_spec(spec, settings, show)
+    st.rerun()
+
+
+def _pareto(summaries: list[ConfigSummary]) -> None:
+    st.subheader("Pareto plot")
+    axis = st.segmented_control("Vertical axis", [LATENCY_AXIS, PARAMS_AXIS], default=PARAMS_AXIS, key="compare_axis")
+    axis = axis or PARAMS_AXIS
+    if axis == LATENCY_AXIS:
+        plotted = [summary for summary in summaries if summary.latency is not None]
+        if len(plotted) < len(summaries):
+            st.caption(f"{len(summaries) - len(plotted)} configuration(s) not measured yet: press Measure latency.")
+    else:
+        plotted = summaries
+    st.plotly_chart(pareto_figure(plotted, axis), width="stretch")
+    st.caption(
+        "Circles: your configurations; the ringed ones, joined by the dashed line, are those for which no other "
+        "configuration has both fewer multiply-adds and a lower value on the vertical axis. "
+        f"Diamonds: the published TF-slim checkpoints, from {TF_SLIM_SOURCE}"
+        + (". Their latency is TF-Lite on a Pixel 1 phone (right axis), not this CPU." if axis == LATENCY_AXIS else ".")
+    )
+
+
+def pareto_figure(summaries: list[ConfigSummary], axis: str) -> go.Figure:
+    """MAdds (paper convention) against latency or params; TF-slim's points as their own series."""
+    latency = axis == LATENCY_AXIS
+    figure = make_subplots(specs=[[{"secondary_y": latency}]])
+    xs = [summary.madds_paper / 1e6 for summary in summaries]
+    ys = [summary.latency.median_ms if latency else summary.params / 1e6 for summary in summaries]
+    front = pareto_front(list(zip(xs, ys)))
+    references = TF_SLIM_REFERENCES
+    figure.add_trace(
+        go.Scatter(
+            x=[reference.macs_m for reference in references],
+            y=[reference.pixel1_ms if latency else reference.params_m for reference in references],
+            mode="markers",
+            marker=dict(symbol="diamond", size=9, color="#8b949e"),
+            name="TF-slim published (Pixel 1 latency)" if latency else "TF-slim published",
+            text=[
+                f"{reference.name}<br>top-1 {reference.top1}%, top-5 {reference.top5}%<br>"
+                f"{reference.params_m}M params, Pixel 1 {reference.pixel1_ms} ms"
+                for reference in references
+            ],
+            hovertemplate="%{text}<br>%{x}M MACs<extra>TF-slim README</extra>",
+        ),
+        secondary_y=latency or None,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[xs[index] for index in front],
+            y=[ys[index] for index in front],
+            mode="lines+markers",
+            line=dict(dash="dash", color="#1f6feb", width=1.5),
+            marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#1f6feb", width=1.5)),
+            name="Pareto front (ringed)",
+            hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers+text",
+            marker=dict(size=11, color="#1f6feb"),
+            text=[summary.name for summary in summaries],
+            textposition="middle right",
+            cliponaxis=False,
+            name="Your configurations (this CPU)" if latency else "Your configurations",
+            hovertemplate="%{text}<br>%{x:.1f}M MAdds<br>%{y:.2f}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(title_text="Multiply-adds, paper convention (millions)", rangemode="tozero")
+    figure.update_yaxes(
+        title_text="Median latency on this CPU (ms)" if latency else "Parameters (millions)", rangemode="tozero"
+    )
+    if latency:
+        figure.update_yaxes(
+            title_text="Pixel 1 latency, TF-Lite (ms, published)", secondary_y=True, rangemode="tozero",
+            showgrid=False, tickmode="auto",
+        )
+    figure.update_layout(
+        height=480,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return figure
+
+
+@lru_cache(maxsize=4)
+def _traced_files(spec: ArchSpec) -> tuple[bytes, str]:
+    """TorchScript and its root operators, from one trace; kept for the whole server."""
+    script = traced(seeded_model(spec))
+    return torchscript_bytes(script), operators_yaml(script)
+
+
+@lru_cache(maxsize=4)
+def _onnx_file(spec: ArchSpec) -> bytes:
+    return onnx_bytes(seeded_model(spec))
+
+
+def _exports(configs: dict[str, ArchSpec]) -> None:
+    st.subheader("Export")
+    name = st.selectbox("Configuration to export", list(configs), key="compare_export_name")
+    spec = configs[name]
+    stem = "mobilenet_v2_" + _spec_label(spec).replace("/", "_")
+    st.caption(
+        "TorchScript is traced at the configuration's resolution; the operator list is the YAML that PyTorch's "
+        "mobile custom build takes (`torch.jit.export_opnames`). The model files hold random weights (seed 0); "
+        "`mbv2 export --weights PATH` exports pretrained ones."
+    )
+    spec_column, script_column, operators_column, onnx_column = st.columns(4)
+    spec_column.download_button(
+        "Spec (JSON)", spec.to_json(), f"{stem}.json", "application/json",
+        key="compare_download_spec", on_click="ignore",
+    )
+    if st.session_state.get(EXPORT_KEY) != spec:
+        if st.button("Prepare TorchScript, operators and ONNX", key="compare_prepare"):
+            try:
+                with st.spinner(f"Tracing and exporting {name} (ONNX takes a few seconds)…"):
+                    _traced_files(spec)
+                    _onnx_file(spec)
+            except MBV2Error as error:
+                st.error(str(error))
+                return
+            st.session_state[EXPORT_KEY] = spec
+            st.rerun()
+        return
+    torchscript, operators = _traced_files(spec)
+    script_column.download_button(
+        "TorchScript (.pt)", torchscript, f"{stem}.pt", "application/octet-stream",
+        key="compare_download_torchscript", on_click="ignore",
+    )
+    operators_column.download_button(
+        "Root operators (YAML)", operators, f"{stem}.yaml", "application/x-yaml",
+        key="compare_download_operators", on_click="ignore",
+    )
+    onnx_column.download_button(
+        "ONNX", _onnx_file(spec), f"{stem}.onnx", "application/octet-stream",
+        key="compare_download_onnx", on_click="ignore",
+    )

@@ -1,0 +1,67 @@
+"""The Compare view in AppTest: the list of configurations, latency on demand, the plot, the exports."""
+
+import pytest
+
+from conftest import app_test
+
+
+@pytest.fixture(scope="module")
+def at():
+    return app_test(view="compare").run()
+
+
+def _names(at) -> list[str]:
+    return list(at.dataframe[0].value["Configuration"])
+
+
+def test_starts_with_the_current_design_and_its_published_point(at):
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert _names(at) == ["MobileNetV2 1.0/224"]  # the paper's architecture is the 1.0/224 preset
+    row = table.iloc[0]
+    assert row["Params (M)"] == pytest.approx(3.504872)
+    assert row["MAdds paper (M)"] == pytest.approx(300.774272) and row["MAdds fvcore (M)"] == pytest.approx(314.193216)
+    assert row["Peak act. (MiB)"] == pytest.approx(6_021_120 / 2**20)
+    assert row["TF-slim published"] == "300M · 3.47M · 71.8% · 73.8 ms"
+    assert table["Latency (ms)"].isna().all()  # nothing is timed until asked
+    assert "research/slim/nets/mobilenet/README.md" in " ".join(caption.value for caption in at.caption)
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_presets_and_named_designs_are_added_and_removed(at):
+    at.multiselect(key="compare_presets").select("MobileNetV2 0.35/96").select("MobileNetV2 0.5/128").run()
+    at.button(key="compare_add_presets").click().run()
+    assert _names(at) == ["MobileNetV2 1.0/224", "MobileNetV2 0.35/96", "MobileNetV2 0.5/128"]
+    assert at.multiselect(key="compare_presets").value == []
+    at.text_input(key="compare_new_name").input("baseline copy").run()
+    at.button(key="compare_add_current").click().run()
+    assert _names(at)[-1] == "baseline copy"
+    at.text_input(key="compare_new_name").input("baseline copy").run()
+    assert at.button(key="compare_add_current").disabled  # a name is used once
+    at.multiselect(key="compare_remove").select("baseline copy").select("MobileNetV2 1.0/224").run()
+    at.button(key="compare_remove_button").click().run()
+    assert _names(at) == ["MobileNetV2 0.35/96", "MobileNetV2 0.5/128"]
+    assert not at.exception
+
+
+def test_latency_is_measured_on_demand_and_kept(at):
+    at.number_input(key="compare_runs").set_value(2).run()
+    measure = at.button(key="compare_measure")
+    assert measure.label == "Measure latency (2 to go)"
+    measure.click().run()
+    latencies = at.dataframe[0].value["Latency (ms)"]
+    assert latencies.notna().all() and (latencies > 0).all()
+    assert at.button(key="compare_measure").label == "All measured" and at.button(key="compare_measure").disabled
+    at.segmented_control(key="compare_axis").set_value("Latency (ms)").run()
+    figure = at.get("plotly_chart")[0].proto.spec
+    assert "TF-slim published (Pixel 1 latency)" in figure and "Your configurations (this CPU)" in figure
+    assert not at.exception
+
+
+def test_exports_are_prepared_then_offered_for_download(at):
+    at.selectbox(key="compare_export_name").select("MobileNetV2 0.35/96").run()
+    assert [button.proto.label for button in at.get("download_button")] == ["Spec (JSON)"]
+    at.button(key="compare_prepare").click().run()
+    labels = [button.proto.label for button in at.get("download_button")]
+    assert labels == ["Spec (JSON)", "TorchScript (.pt)", "Root operators (YAML)", "ONNX"]
+    assert not at.exception and not at.error

@@ -43,6 +43,20 @@ def tf_model(tf_source):
     return pretrained_model(tf_source)
 
 
+PYTEST_MAIN = sys.modules["__main__"]  # taken at import, before any AppTest has run
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Put pytest's `__main__` back after each test.
+
+    AppTest runs the app as `__main__` and leaves it there; a process pool started later
+    with "spawn" would then re-run app/main.py in every worker, which cannot import `state`.
+    """
+    yield
+    sys.modules["__main__"] = PYTEST_MAIN
+
+
 APP = ROOT / "app" / "main.py"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")

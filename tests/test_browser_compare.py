@@ -30,6 +30,7 @@ def test_compare_presets_latency_and_pareto_plot(page, app_url):
     page.get_by_role("radio", name="Latency (ms)").click()
     wait_for_app(page)
     plot = page.locator(".js-plotly-plot")
+    expect(plot).to_have_count(1)  # the plot drawn for the previous axis is gone once the rerun settles
     plot.scroll_into_view_if_needed()
     legend = plot.locator(".legend").text_content()
     assert "TF-slim published (Pixel 1 latency)" in legend and "Your configurations (this CPU)" in legend

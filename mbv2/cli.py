@@ -13,6 +13,7 @@ from mbv2.classify import classify, pretrained_model
 from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
 from mbv2.errors import MBV2Error, SpecError, WeightsUnavailableError
 from mbv2.export import seeded_model, write_all
+from mbv2.fast import fast_model
 from mbv2.images import open_image
 from mbv2.latency import LatencySettings, measure_spec
 from mbv2.spec import ArchSpec
@@ -97,7 +98,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 def _classify(args: argparse.Namespace) -> int:
     source = _weight_source(args.weights)
-    model = pretrained_model(source, fast=True)
+    model = fast_model(pretrained_model(source), compile=args.compile)
     print(f"weights: {source.name} ({source.provenance})")
     failures = 0
     for path in args.images:
@@ -198,6 +199,11 @@ def _build_parser() -> argparse.ArgumentParser:
     classify_command.add_argument("images", nargs="+", metavar="IMAGE")
     classify_command.add_argument("--weights", help=weights_help)
     classify_command.add_argument("--top", type=_positive_int, default=5, help="classes to show per image")
+    classify_command.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model first: ~20 s once, then a third faster per image (for thousands of images)",
+    )
     classify_command.set_defaults(run=_classify)
 
     sweep_command = commands.add_parser(

@@ -8,6 +8,10 @@ Each step is exact up to float rounding:
 - `torch.inference_mode`, so no autograd bookkeeping.
 The copy keeps the module structure (a folded BatchNorm becomes an `nn.Identity`), so
 `TFSameConv2d` keeps its TensorFlow padding.
+
+`compile=True` adds `torch.compile` (inductor, with its weights frozen as constants), which
+fuses each ReLU6 into its convolution: a third faster again, after a one-off compilation of
+some 20 s per input shape on 2 cores. Worth it for long jobs, not for a class waiting on a photo.
 """
 
 from __future__ import annotations
@@ -26,20 +30,22 @@ from mbv2.spec import ArchSpec
 class FastModel(nn.Module):
     """Called like the eager model: (N, 3, H, W) images in, logits on the CPU out."""
 
-    def __init__(self, model: MobileNetV2, device: torch.device):
+    def __init__(self, model: MobileNetV2, device: torch.device, compile: bool = False):
         super().__init__()
         self.spec: ArchSpec = model.spec
         self.device = device
-        self.network = fold_batchnorm(model).to(device=device, memory_format=torch.channels_last)
+        network = fold_batchnorm(model).to(device=device, memory_format=torch.channels_last)
+        # dynamic=False: one graph per input shape, as a classifier sees one shape again and again.
+        self.network = torch.compile(network, dynamic=False, options={"freezing": True}) if compile else network
 
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.network(images.to(self.device, memory_format=torch.channels_last)).cpu()
 
 
-def fast_model(model: MobileNetV2, device: torch.device | None = None) -> FastModel:
+def fast_model(model: MobileNetV2, device: torch.device | None = None, compile: bool = False) -> FastModel:
     """The fast inference path for `model`, on `device` (the GPU when there is one)."""
-    return FastModel(model, device or inference_device())
+    return FastModel(model, device or inference_device(), compile)
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

@@ -53,6 +53,15 @@ def test_classify_prints_top_k_and_goes_on_past_a_bad_file(monkeypatch, tmp_path
     assert "broken.jpg is not an image that can be read" in captured.err
 
 
+def test_classify_compiled_prints_what_the_plain_fast_path_prints(monkeypatch, capsys):
+    monkeypatch.setenv("MBV2_WEIGHTS", str(WEIGHTS_JSON))
+    images = [str(SAMPLE_IMAGES / "cat.jpg"), str(SAMPLE_IMAGES / "rocket.jpg")]
+    assert main(["classify", *images]) == 0
+    plain = capsys.readouterr().out
+    assert main(["classify", "--compile", *images]) == 0
+    assert capsys.readouterr().out == plain
+
+
 def test_classify_without_weights_says_what_to_do(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("MBV2_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torchvision cache

@@ -23,8 +23,8 @@ def dev_batch(tf_source) -> torch.Tensor:
     return torch.stack([tf_source.preprocessing(open_image(path)) for path, _ in dev_images()])
 
 
-def _assert_same_logits(eager: nn.Module, images: torch.Tensor) -> None:
-    fast = fast_model(eager)
+def _assert_same_logits(eager: nn.Module, images: torch.Tensor, compile: bool = False) -> None:
+    fast = fast_model(eager, compile=compile)
     with torch.inference_mode():
         expected = eager(images)
     logits = fast(images)
@@ -37,6 +37,11 @@ def _assert_same_logits(eager: nn.Module, images: torch.Tensor) -> None:
 
 def test_same_logits_and_top5_on_the_50_dev_images(tf_model, dev_batch):
     _assert_same_logits(tf_model, dev_batch)
+
+
+def test_same_logits_when_compiled(tf_model, dev_batch):
+    """torch.compile fuses each ReLU6 into its convolution; the logits must not notice."""
+    _assert_same_logits(tf_model, dev_batch[:8], compile=True)
 
 
 def test_same_logits_with_symmetric_padding(tf_source, dev_batch):

@@ -8,7 +8,7 @@ import streamlit as st
 from PIL import Image
 
 from mbv2.errors import ImageError
-from mbv2.images import open_image
+from mbv2.images import SUPPORTED, open_image
 from mbv2.weights import WeightSource
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_images"
@@ -27,19 +27,26 @@ def _decode(data: bytes, name: str) -> Image.Image:
 
 
 def image_picker() -> tuple[str, Image.Image] | None:
-    """A sample, an upload or a camera shot, decoded; errors are shown, never raised."""
+    """A sample, an upload or a camera shot, decoded; errors are shown, never raised.
+
+    Only an image that decodes is remembered, so a bad upload never replaces a good image.
+    Until a file or a picture arrives, the image chosen before stays in use, and a caption says so.
+    """
     origin = st.segmented_control(
         "Image", ["Sample", "Upload", "Camera"], default="Sample", key="image_origin", label_visibility="collapsed"
     )
     chosen: tuple[str, bytes] | None = None
+    awaited = ""  # what the user has yet to do when the picker has nothing new
     if origin == "Upload":
-        upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload")
+        upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload", help=upload_limits())
         if upload is not None:
             chosen = (upload.name, upload.getvalue())
+        awaited = "upload a file"
     elif origin == "Camera":
         shot = st.camera_input("Take a picture", key="camera")
         if shot is not None:
             chosen = ("camera", shot.getvalue())
+        awaited = "take a picture"
     else:
         samples = sample_images()
         names = list(samples)
@@ -49,15 +56,24 @@ def image_picker() -> tuple[str, Image.Image] | None:
         if name is not None:
             chosen = (name, samples[name].read_bytes())
     if chosen is not None:
+        name, data = chosen
+        try:
+            image = _decode(data, name)
+        except ImageError as error:
+            st.error(str(error))
+            return None
         st.session_state[IMAGE_KEY] = chosen
+        return name, image
     if IMAGE_KEY not in st.session_state:
         return None
     name, data = st.session_state[IMAGE_KEY]
-    try:
-        return name, _decode(data, name)
-    except ImageError as error:
-        st.error(str(error))
-        return None
+    st.caption(f"Showing {name} until you {awaited}.")
+    return name, _decode(data, name)  # it decoded when it was chosen
+
+
+def upload_limits() -> str:
+    """What the uploader takes; the size limit is the one Streamlit enforces, from .streamlit/config.toml."""
+    return f"{SUPPORTED}, up to {st.get_option('server.maxUploadSize')} MB"
 
 
 def weights_picker(sources: list[WeightSource], key: str = "weights") -> WeightSource:

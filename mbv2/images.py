@@ -9,40 +9,70 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
+from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from mbv2.errors import ImageError
 
 MAX_SIDE = 1024  # far above the model's 224, small enough to keep a decoded image ~3 MiB
 SUPPORTED = "JPEG, PNG, WebP, BMP or GIF"
+# Pillow's names for them (its JPEG opener also takes the multi-picture JPEGs phones write). Anything
+# else is refused before decoding: Pillow hands EPS to Ghostscript, which an upload must never reach.
+PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+
+# The transpose that undoes each EXIF orientation (the values phones write instead of rotating pixels).
+_UNDO_ORIENTATION: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# How each supported format begins, to tell a damaged image from a file that is no image at all.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
 def open_image(source: bytes | str | os.PathLike[str], name: str = "The file") -> Image.Image:
     """Decode `source` (raw bytes or a path) into an upright RGB image of at most MAX_SIDE."""
-    data = source if isinstance(source, bytes) else open(source, "rb").read()
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
     if not data:
         raise ImageError(f"{name} is empty (0 bytes). Choose a {SUPPORTED} image.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                image.draft("RGB", (MAX_SIDE, MAX_SIDE))
-                upright = ImageOps.exif_transpose(image)
-                rgb = to_rgb(upright)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image:
+            # Pillow refuses above 2x its limit but only warns between 1x and 2x; checking the size
+            # here refuses both without touching the process-wide (and not thread-safe) warning filters.
+            limit = Image.MAX_IMAGE_PIXELS  # None when someone switched the check off
+            if limit is not None and image.width * image.height > limit:
+                raise Image.DecompressionBombError(f"{image.width}x{image.height}")
+            image.draft("RGB", (MAX_SIDE, MAX_SIDE))
+            rgb = upright(to_rgb(image), image.getexif().get(ExifTags.Base.Orientation, 1))
+    except Image.DecompressionBombError:
         raise ImageError(
             f"{name} claims more than {Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's safety limit against "
             "decompression bombs, so it was not opened. Resize it below that and try again."
         ) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image that can be read. Choose a {SUPPORTED} image.") from None
+        if not _looks_like_image(data):
+            raise ImageError(f"{name} is not an image that can be read. Choose a {SUPPORTED} image.") from None
+        raise _corrupt(name) from None  # e.g. a JPEG whose header is damaged: say so, not "not an image"
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageError(f"{name} looks truncated or corrupt and could not be decoded ({error}).") from None
+        raise _corrupt(name) from error
     rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     return rgb
+
+
+def upright(image: Image.Image, orientation: object) -> Image.Image:
+    """`image` turned the way its EXIF orientation says it was taken.
+
+    Not ImageOps.exif_transpose: that also rewrites the EXIF block, and raises struct.error on
+    a malformed tag that has nothing to do with orientation. Only the pixels are kept here.
+    """
+    method = _UNDO_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -56,3 +86,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _corrupt(name: str) -> ImageError:
+    return ImageError(
+        f"{name} looks truncated or corrupt and could not be decoded. "
+        "Upload it again, or open it in an image viewer and save a fresh copy."
+    )
+
+
+def _looks_like_image(data: bytes) -> bool:
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")

@@ -86,11 +86,18 @@ def test_large_photos_are_downscaled(zebra):
     [
         (b"", "is empty"),
         (b"%PDF-1.4 definitely not a picture", "is not an image"),
+        # Pillow would pass an EPS to Ghostscript; only the five formats named are decoded at all.
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n", "is not an image"),
     ],
 )
 def test_bad_files_get_clear_messages(data, message):
     with pytest.raises(ImageError, match=message):
         open_image(data)
+
+
+def test_formats_outside_the_five_are_refused(zebra):
+    with pytest.raises(ImageError, match="Choose a JPEG, PNG, WebP, BMP or GIF image"):
+        open_image(encode(zebra, "TIFF"))
 
 
 def test_truncated_file_is_reported(zebra):

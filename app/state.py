@@ -15,7 +15,7 @@ from torch import nn
 from mbv2.analysis import Analysis, analyse
 from mbv2.classify import pretrained_model
 from mbv2.errors import SpecError
-from mbv2.spec import ArchSpec, blocks_from_rows
+from mbv2.spec import ArchSpec, Block, blocks_from_rows
 from mbv2.weights import WeightSource, available_sources
 
 from views import architecture, classify, compare, inside
@@ -82,21 +82,41 @@ def spec_to_query(spec: ArchSpec) -> dict[str, str]:
 
 
 def spec_from_query(params: Mapping[str, str]) -> ArchSpec:
-    """The inverse of `spec_to_query`; missing parameters keep the paper's values."""
+    """The inverse of `spec_to_query`; missing parameters keep the paper's values.
+
+    Links get edited by hand, so each unreadable parameter gets its own message, all at once.
+    """
     changes: dict[str, object] = {}
+    problems: list[str] = []
     if "blocks" in params:
-        changes["blocks"] = blocks_from_rows([row.split("-") for row in params["blocks"].split(",")])
-    try:
-        if "width" in params:
-            changes["width_mult"] = float(params["width"])
-        if "res" in params:
-            changes["resolution"] = int(params["res"])
-    except ValueError:
-        raise SpecError([f"width must be a number and res a whole number, got {params.get('width')!r} and "
-                         f"{params.get('res')!r}."]) from None
+        try:
+            changes["blocks"] = _blocks_from_link(params["blocks"])
+        except SpecError as error:
+            problems += error.problems
+    numbers = (("width", "width_mult", float, "a number"), ("res", "resolution", int, "a whole number"))
+    for name, field, parse, kind in numbers:
+        if name in params:
+            try:
+                changes[field] = parse(params[name])
+            except ValueError:
+                problems.append(f"{name} in the link must be {kind}, got {params[name]!r}.")
+    if problems:
+        raise SpecError(problems)
     if "pad" in params:
         changes["padding"] = params["pad"]
     return ArchSpec().replace(**changes)
+
+
+def _blocks_from_link(text: str) -> tuple[Block, ...]:
+    rows = text.split(",")
+    malformed = [
+        f"Row {number} of blocks in the link is {row!r}; write each row as t-c-n-s, for example 6-24-2-2."
+        for number, row in enumerate(rows, start=1)
+        if row.count("-") != 3
+    ]
+    if malformed:
+        raise SpecError(malformed)
+    return blocks_from_rows([row.split("-") for row in rows])
 
 
 @st.cache_resource(show_spinner="Counting shapes, parameters and multiply-adds with fvcore…", max_entries=256)

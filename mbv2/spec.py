@@ -40,6 +40,9 @@ class Block:
     s: int
 
 
+# How messages name the table's columns, in Block's field order.
+COLUMNS = {"t": "expansion t", "c": "channels c", "n": "repeats n", "s": "stride s"}
+
 PAPER_BLOCKS: tuple[Block, ...] = (
     Block(1, 16, 1, 1),
     Block(6, 24, 2, 2),
@@ -180,24 +183,32 @@ def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
             blocks.append(row)
             continue
         if isinstance(row, dict):
-            cells = [row.get(name) for name in "tcns"]
+            cells = [row.get(name) for name in COLUMNS]
         elif isinstance(row, (list, tuple)) and len(row) == 4:
             cells = list(row)
         else:
             problems.append(f"Row {number}: expected the four values t, c, n, s, got {row!r}.")
             continue
-        values = []
-        for name, cell in zip("tcns", cells):
-            value = _as_whole_number(cell)
-            if value is None:
-                shown = "empty" if _is_missing(cell) else repr(cell)
-                problems.append(f"Row {number}: {name} must be a whole number, but it is {shown}.")
-            values.append(value)
+        if all(_is_missing(cell) for cell in cells):  # a freshly added row: one message, not four
+            problems.append(f"Row {number} is empty: fill in t, c, n and s, for example 6, 24, 2, 2.")
+            continue
+        values = [_as_whole_number(cell) for cell in cells]
+        problems += [
+            _not_whole(f"Row {number}: {COLUMNS[name]}", cell)
+            for name, cell, value in zip(COLUMNS, cells, values)
+            if value is None
+        ]
         if None not in values:
             blocks.append(Block(*values))
     if problems:
         raise SpecError(problems)
     return tuple(blocks)
+
+
+def _not_whole(label: str, value: Any) -> str:
+    if _is_missing(value):
+        return f"{label} is empty; type a whole number."
+    return f"{label} must be a whole number, got {value!r}."
 
 
 def _is_missing(cell: Any) -> bool:
@@ -227,7 +238,7 @@ def _is_int(value: Any) -> bool:
 
 def _check_int(problems: list[str], label: str, value: Any, low: int, high: int, hint: str = "") -> None:
     if not _is_int(value):
-        problems.append(f"{label} must be a whole number, got {value!r}.")
+        problems.append(_not_whole(label, value))
     elif not low <= value <= high:
         problems.append(f"{label} must be between {low} and {high}, got {value}.{hint}")
 
@@ -243,11 +254,11 @@ def _field_problems(spec: ArchSpec) -> list[str]:
             problems.append(f"Row {number}: expected a Block(t, c, n, s), got {block!r}.")
             continue
         row = f"Row {number}"
-        _check_int(problems, f"{row}: expansion t", block.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
-        _check_int(problems, f"{row}: channels c", block.c, 1, MAX_TABLE_CHANNELS)
-        _check_int(problems, f"{row}: repeats n", block.n, 1, MAX_REPEATS)
+        _check_int(problems, f"{row}: {COLUMNS['t']}", block.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
+        _check_int(problems, f"{row}: {COLUMNS['c']}", block.c, 1, MAX_TABLE_CHANNELS)
+        _check_int(problems, f"{row}: {COLUMNS['n']}", block.n, 1, MAX_REPEATS)
         if block.s not in (1, 2) or not _is_int(block.s):
-            problems.append(f"{row}: stride s must be 1 or 2, got {block.s!r}.")
+            problems.append(f"{row}: {COLUMNS['s']} must be 1 or 2, got {block.s!r}.")
     if isinstance(spec.width_mult, bool) or not isinstance(spec.width_mult, (int, float)):
         problems.append(f"Width multiplier must be a number, got {spec.width_mult!r}.")
     elif not MIN_WIDTH <= spec.width_mult <= MAX_WIDTH:
@@ -327,3 +338,30 @@ def parameter_estimate(spec: ArchSpec) -> int:
     last_in = spec.block_plans[-1].out_channels
     total += last_in * spec.last_out + 2 * spec.last_out
     return total + spec.last_out * spec.num_classes + spec.num_classes
+
+
+def shape_notes(spec: ArchSpec) -> list[str]:
+    """Plain-words notes for stride-2 layers that get an odd side and so cannot halve it exactly.
+
+    Nothing breaks (a padded 3x3 convolution with stride 2 gives half the side, rounded up), but
+    the sizes stop following resolution / 32, which puzzles anyone checking them by hand. Empty
+    when every halving is exact, i.e. when the resolution is a multiple of 2 ** (stride-2 layers).
+    """
+    layers = [("The stem", 2)] + [(f"Row {plan.stage}'s first block", plan.stride) for plan in spec.block_plans]
+    sides = spec.feature_sizes()
+    roundings = [
+        f"{layer} halves a {side}×{side} map: half of {side} is {side / 2:g}, so it gives {out}×{out} (rounded up)."
+        for (layer, stride), side, out in zip(layers, [spec.resolution, *sides], sides)
+        if stride == 2 and side % 2
+    ]
+    if not roundings:
+        return []
+    halvings = sum(stride == 2 for _, stride in layers)
+    factor = 2**halvings
+    return [
+        f"The network halves the map {halvings} times (once per stride-2 layer), so the sizes come out even "
+        f"only when the resolution is a multiple of {factor:,}, and {spec.resolution} is not.",
+        *roundings,
+        f"So the last feature map is {sides[-1]}×{sides[-1]}, not {spec.resolution} ÷ {factor:,} = "
+        f"{spec.resolution / factor:g}; the network still works.",
+    ]

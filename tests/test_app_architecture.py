@@ -74,7 +74,7 @@ def test_an_invalid_table_shows_every_problem_and_keeps_the_last_valid_totals(at
     assert at.query_params["blocks"].endswith("6-640-1-1")
 
     edit_table(at, edited_rows={6: {"c": 640}}, added_rows=[{"t": 6, "c": None, "n": 1, "s": 1}])
-    assert "Row 8: c must be a whole number, but it is empty." in at.error[0].value
+    assert "Row 8: channels c is empty; type a whole number." in at.error[0].value
     assert metrics(at)["Parameters"] == "4,222,312"
 
 

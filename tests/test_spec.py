@@ -4,7 +4,9 @@ import pytest
 import torchvision.models._utils as tv_utils
 
 from mbv2.errors import SpecError
-from mbv2.spec import PAPER_BLOCKS, ArchSpec, Block, blocks_from_rows, make_divisible, parameter_estimate
+from mbv2.spec import (
+    PAPER_BLOCKS, ArchSpec, Block, blocks_from_rows, make_divisible, parameter_estimate, shape_notes,
+)
 from mbv2.model import build_model
 
 
@@ -59,6 +61,7 @@ def test_parameter_estimate_is_exact():
         ({"width_mult": "wide"}, "Width multiplier must be a number, got 'wide'"),
         ({"resolution": 16}, "Input resolution must be between 32 and 1024, got 16"),
         ({"resolution": 224.5}, "Input resolution must be a whole number, got 224.5"),
+        ({"resolution": None}, "Input resolution is empty; type a whole number."),
         ({"stem_channels": 0}, "Stem channels must be between 1 and 4096"),
         ({"last_channels": 10**6}, "Last channels must be between 1 and 16384"),
         ({"round_nearest": 0}, "Channel divisor must be between 1 and 64"),
@@ -81,12 +84,13 @@ def test_several_problems_are_reported_together():
 def test_rows_from_a_person():
     assert blocks_from_rows([{"t": 6.0, "c": "24", "n": 2, "s": 2}, [1, 16, 1, 1]]) == (Block(6, 24, 2, 2), Block(1, 16, 1, 1))
     with pytest.raises(SpecError) as caught:
-        blocks_from_rows([{"t": None, "c": 2.5, "n": "two", "s": 1}, "oops"])
+        blocks_from_rows([{"t": None, "c": 2.5, "n": "two", "s": 1}, "oops", {"t": None, "c": float("nan")}])
     assert caught.value.problems == (
-        "Row 1: t must be a whole number, but it is empty.",
-        "Row 1: c must be a whole number, but it is 2.5.",
-        "Row 1: n must be a whole number, but it is 'two'.",
+        "Row 1: expansion t is empty; type a whole number.",
+        "Row 1: channels c must be a whole number, got 2.5.",
+        "Row 1: repeats n must be a whole number, got 'two'.",
         "Row 2: expected the four values t, c, n, s, got 'oops'.",
+        "Row 3 is empty: fill in t, c, n and s, for example 6, 24, 2, 2.",
     )
 
 
@@ -97,3 +101,29 @@ def test_from_json_errors():
         ArchSpec.from_json("[1, 2]")
     with pytest.raises(SpecError, match="Unknown field"):
         ArchSpec.from_json('{"depth": 3}')
+
+
+@pytest.mark.parametrize("resolution", [32, 96, 160, 224, 1024])
+def test_no_shape_notes_when_every_halving_is_exact(resolution):
+    assert shape_notes(ArchSpec(resolution=resolution)) == []
+
+
+def test_shape_notes_explain_each_rounded_halving():
+    # 200 -> 100 -> 50 -> 25 -> 13 -> 7: rows 4 and 6 get odd sides.
+    assert shape_notes(ArchSpec(resolution=200)) == [
+        "The network halves the map 5 times (once per stride-2 layer), so the sizes come out even "
+        "only when the resolution is a multiple of 32, and 200 is not.",
+        "Row 4's first block halves a 25×25 map: half of 25 is 12.5, so it gives 13×13 (rounded up).",
+        "Row 6's first block halves a 13×13 map: half of 13 is 6.5, so it gives 7×7 (rounded up).",
+        "So the last feature map is 7×7, not 200 ÷ 32 = 6.25; the network still works.",
+    ]
+    assert ArchSpec(resolution=200).feature_sizes()[-1] == 7
+
+
+def test_shape_notes_follow_the_table_not_the_number_32():
+    odd_stem = shape_notes(ArchSpec(resolution=225))
+    assert "The stem halves a 225×225 map: half of 225 is 112.5, so it gives 113×113 (rounded up)." in odd_stem
+    two_halvings = ArchSpec(blocks=(Block(1, 16, 1, 2),), resolution=100)  # 100 -> 50 -> 25: both exact
+    assert shape_notes(two_halvings) == []
+    six_halvings = ArchSpec(blocks=PAPER_BLOCKS + (Block(6, 320, 1, 2),))  # 224 -> ... -> 7 -> 4
+    assert "multiple of 64, and 224 is not" in shape_notes(six_halvings)[0]

@@ -12,7 +12,9 @@ import charts
 import state
 from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow
 from mbv2.errors import SpecError
-from mbv2.spec import MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows
+from mbv2.spec import (
+    MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows, shape_notes,
+)
 
 TABLE_COLUMNS = {
     "t": ("t · expansion", "How many times wider than its input a block's hidden layer is (the paper uses 1 or 6)."),
@@ -59,6 +61,9 @@ def render() -> None:
         if edited != spec:
             state.set_spec(edited)
             spec = edited
+        if notes := shape_notes(spec):
+            with controls_column:
+                st.info("\n".join(f"- {note}" for note in notes), icon=":material/straighten:")
     _results(state.analysis_of(spec), state.analysis_of(ArchSpec()), convention)
 
 
@@ -68,14 +73,18 @@ def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
     st.session_state.setdefault(RESOLUTION_KEY, spec.resolution)
     st.session_state.setdefault(PADDING_KEY, spec.padding)
     st.session_state.setdefault(CONVENTION_KEY, "paper")
+    # No min/max on these inputs: Streamlit silently puts an out-of-range value back to the minimum,
+    # while ArchSpec refuses it with a message that names the limit.
     width_column, resolution_column = st.columns(2)
     width = width_column.number_input(
-        "Width multiplier", MIN_WIDTH, MAX_WIDTH, step=0.05, format="%.2f", key=WIDTH_KEY,
-        help="Scales every layer's channels (rounded to multiples of 8). The paper tries 0.35 to 1.4.",
+        "Width multiplier", step=0.05, format="%.2f", key=WIDTH_KEY,
+        help=f"Scales every layer's channels (rounded to multiples of 8), from {MIN_WIDTH} to {MAX_WIDTH}. "
+        "The paper tries 0.35 to 1.4.",
     )
     resolution = resolution_column.number_input(
-        "Input resolution", MIN_RESOLUTION, MAX_RESOLUTION, step=16, key=RESOLUTION_KEY,
-        help="Side of the square input image in pixels. The paper tries 96 to 224.",
+        "Input resolution", step=16, key=RESOLUTION_KEY,
+        help=f"Side of the square input image in pixels, from {MIN_RESOLUTION} to {MAX_RESOLUTION}. "
+        "The paper tries 96 to 224.",
     )
     padding = st.radio(
         "Padding of stride-2 convolutions", PADDINGS, format_func=PADDING_LABELS.get, key=PADDING_KEY,
@@ -92,7 +101,10 @@ def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
     if key not in st.session_state:  # a new editor starts from the table as last shown
         st.session_state[BASE_KEY] = st.session_state.get(ROWS_KEY, _rows_of(spec))
     edited = st.data_editor(
-        pd.DataFrame(st.session_state[BASE_KEY], columns=list(TABLE_COLUMNS)),
+        # Float columns: the browser's cells (step=1) only take whole numbers, but the server parses
+        # an edit of an int column with int(), silently turning any 2.5 sent to it into 2; as a float
+        # it reaches blocks_from_rows, which says what is wrong.
+        pd.DataFrame(st.session_state[BASE_KEY], columns=list(TABLE_COLUMNS), dtype=float),
         key=key,
         num_rows="dynamic",
         hide_index=True,

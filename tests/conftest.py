@@ -72,6 +72,23 @@ def app_test(**query):
     return at
 
 
+PAPER_PARAMS = "3,504,872"  # as the Architecture view shows the paper's total
+
+
+def metrics(at) -> dict[str, str]:
+    """The st.metric values an AppTest shows, by label."""
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def edit_table(at, edited_rows=None, added_rows=(), deleted_rows=()):
+    """Apply cell edits the way the browser's data editor reports them, then rerun."""
+    editor = at.data_editor[0]
+    at.session_state[editor.key] = {
+        "edited_rows": edited_rows or {}, "added_rows": list(added_rows), "deleted_rows": list(deleted_rows),
+    }
+    return at.run()
+
+
 @dataclass(frozen=True)
 class AppServer:
     url: str

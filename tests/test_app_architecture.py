@@ -5,26 +5,13 @@ Expected numbers come from the fvcore counts the library tests check against the
 
 import pytest
 
-from conftest import app_test
+from conftest import PAPER_PARAMS, app_test, edit_table, metrics
 
-PAPER_MADDS, PAPER_PARAMS = "300.8M", "3,504,872"
-
-
-def metrics(at) -> dict[str, str]:
-    return {metric.label: metric.value for metric in at.metric}
+PAPER_MADDS = "300.8M"
 
 
 def button(at, label: str):
     return next(button for button in at.button if button.label == label)
-
-
-def edit_table(at, edited_rows=None, added_rows=(), deleted_rows=()):
-    """Apply cell edits the way the browser's data editor reports them, then rerun."""
-    editor = at.data_editor[0]
-    at.session_state[editor.key] = {
-        "edited_rows": edited_rows or {}, "added_rows": list(added_rows), "deleted_rows": list(deleted_rows),
-    }
-    return at.run()
 
 
 @pytest.fixture

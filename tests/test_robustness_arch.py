@@ -12,9 +12,8 @@ from collections.abc import Callable
 import pytest
 
 import mbv2.analysis
-from conftest import app_test
+from conftest import PAPER_PARAMS, app_test, edit_table, metrics
 from mbv2.spec import ArchSpec
-from test_app_architecture import PAPER_PARAMS, edit_table, metrics
 
 Action = Callable[[object], object]  # one user input applied to an AppTest, which it reruns
 

@@ -202,7 +202,7 @@ def _build_parser() -> argparse.ArgumentParser:
     classify_command.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the model first: ~20 s once, then a third faster per image (for thousands of images)",
+        help="torch.compile the model first: up to ~25 s once, then ~40%% faster per image (for many images)",
     )
     classify_command.set_defaults(run=_classify)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from mbv2.classify import pretrained_model
 from mbv2.weights import WeightSource, local_source
@@ -21,6 +23,13 @@ SHARED = Path(os.environ.get("MBV2_SHARED", ROOT.parent / "shared"))
 WEIGHTS_JSON = SHARED / "weights" / "mobilenet_v2_1.0_224_tf2_ptq.json"
 DEV_IMAGES = SHARED / "imagenet-dev"
 SAMPLE_IMAGES = ROOT / "sample_images"
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    """An image as the bytes of a file in `fmt` (a Pillow format name), as a user would upload it."""
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
 
 
 def dev_images() -> list[tuple[Path, str]]:

@@ -1,7 +1,5 @@
 """Any image mode a person might upload becomes upright 8-bit RGB and classifies the same."""
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,15 +8,9 @@ from mbv2.classify import classify
 from mbv2.errors import ImageError
 from mbv2.images import MAX_SIDE, open_image
 
-from conftest import DEV_IMAGES
+from conftest import DEV_IMAGES, encode
 
 ZEBRA = DEV_IMAGES / "n02391049_zebra.JPEG"
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

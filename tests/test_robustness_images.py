@@ -21,7 +21,7 @@ from streamlit import config
 
 from mbv2.images import MAX_SIDE, SUPPORTED
 
-from conftest import DEV_IMAGES, app_test
+from conftest import DEV_IMAGES, app_test, encode
 
 ZEBRA = DEV_IMAGES / "n02391049_zebra.JPEG"  # 500×375, top-1 "zebra" with the shared weights
 FOX = DEV_IMAGES / "n02120505_grey_fox.JPEG"  # the good upload after each bad one
@@ -35,12 +35,6 @@ BOMB = (
     "claims more than 89,478,485 pixels, Pillow's safety limit against decompression bombs, "
     "so it was not opened. Resize it below that and try again."
 )
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 def photo(path: Path = ZEBRA) -> Image.Image:

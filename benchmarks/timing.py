@@ -11,9 +11,10 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+
+from mbv2.latency import machine_description
 
 
 def interleaved_times(candidates: dict[str, Callable[[], object]], rounds: int, warmup: int) -> dict[str, list[float]]:
@@ -37,13 +38,6 @@ def median_ratio(times: dict[str, list[float]], name: str, baseline: str) -> flo
 
 def machine() -> str:
     return (
-        f"{_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, Python {platform.python_version()}, "
+        f"{machine_description()}, {torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
     )
-
-
-def _cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-    return names[0] if names else platform.machine()

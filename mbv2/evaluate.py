@@ -206,7 +206,7 @@ class Evaluator:
 
     def reference_predictions(self, progress: Progress | None = None) -> torch.Tensor:
         return _cached(
-            self._key(self.source.spec, None, "none"),
+            self._key(self.source.spec),
             lambda: predict(self.model, self.source.preprocessing, self.images, progress),
         )
 
@@ -222,21 +222,19 @@ class Evaluator:
         if spec == self.source.spec and not kept_repeats:
             return score(reference, self.images, reference)
         preprocessing = self.source.preprocessing.at_resolution(spec.resolution)
+        kept = {str(row): list(repeats) for row, repeats in sorted((kept_repeats or {}).items())}
         predictions = _cached(
-            self._key(spec, kept_repeats, correction),
+            self._key(spec, {"kept_repeats": kept, "correction": correction}),
             lambda: predict(self.inherited(spec, kept_repeats, correction).model, preprocessing, self.images, progress),
         )
         return score(predictions, self.images, reference)
 
-    def _key(self, spec: ArchSpec, kept_repeats: Mapping[int, Sequence[int]] | None, correction: Correction) -> dict:
-        return {
-            "weights": _weights_identity(self.source),
-            "spec": spec.to_dict(),
-            "kept_repeats": {str(row): list(kept) for row, kept in sorted((kept_repeats or {}).items())},
-            "correction": correction,
-            "calibration": self.calibration_images.fingerprint,
-            "images": self.images.fingerprint,
-        }
+    def _key(self, spec: ArchSpec, edit: dict | None = None) -> dict:
+        """What predictions depend on: the weights, the architecture, the images, and how an edit inherited."""
+        key = {"weights": _weights_identity(self.source), "spec": spec.to_dict(), "images": self.images.fingerprint}
+        if edit is not None:
+            key |= {"edit": edit, "calibration": self.calibration_images.fingerprint}
+        return key
 
 
 def _weights_identity(source: WeightSource) -> str:

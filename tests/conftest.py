@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MBV2_SHARED", ROOT.parent / "shared"))
 WEIGHTS_JSON = SHARED / "weights" / "mobilenet_v2_1.0_224_tf2_ptq.json"
 DEV_IMAGES = SHARED / "imagenet-dev"
+EVAL_IMAGES = SHARED / "imagenet-eval"
 SAMPLE_IMAGES = ROOT / "sample_images"
 
 
@@ -50,6 +51,12 @@ def tf_source() -> WeightSource:
 @pytest.fixture(scope="session")
 def tf_model(tf_source):
     return pretrained_model(tf_source)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_prediction_cache(tmp_path_factory):
+    """Evaluations are cached on disk; the tests measure afresh, in a cache of their own."""
+    os.environ["MBV2_CACHE"] = str(tmp_path_factory.mktemp("mbv2-cache"))
 
 
 PYTEST_MAIN = sys.modules["__main__"]  # taken at import, before any AppTest has run

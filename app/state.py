@@ -16,7 +16,7 @@ from torch import nn
 from mbv2.analysis import Analysis, analyse
 from mbv2.classify import pretrained_model
 from mbv2.errors import MBV2Error, SpecError
-from mbv2.evaluate import SAMPLE_IMAGES, Evaluator, calibration_batches, image_set
+from mbv2.evaluate import Evaluator, calibration_batches, calibration_set, image_set
 from mbv2.fast import fast_model
 from mbv2.inherit import Calibration, Inherited, calibrate, inherit
 from mbv2.spec import ArchSpec, Block, blocks_from_rows
@@ -155,11 +155,11 @@ def fast_pretrained(source_name: str) -> nn.Module:
     return pretrained_model(source_by_name(source_name), fast=True)
 
 
-@st.cache_resource(show_spinner="Measuring which channels matter on the sample images…", max_entries=4)
+@st.cache_resource(show_spinner="Measuring which channels matter on the calibration images…", max_entries=4)
 def calibration(source_name: str) -> Calibration:
     """Input statistics of the pretrained network's layers, for slicing channels (see `mbv2.inherit`)."""
     source = source_by_name(source_name)
-    batches = calibration_batches(image_set(SAMPLE_IMAGES), source.preprocessing)
+    batches = calibration_batches(calibration_set(), source.preprocessing)
     return calibrate(copy.deepcopy(pretrained(source_name)), batches)  # a copy: its hooks must not reach others
 
 

@@ -13,7 +13,16 @@ from mbv2.analysis import CONVENTIONS
 from mbv2.classify import classify, pretrained_model
 from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
 from mbv2.errors import EvaluationError, MBV2Error, SpecError, WeightsUnavailableError
-from mbv2.evaluate import IMAGENET_ENV, Evaluator, block_importance, default_image_folder, image_set
+from mbv2.evaluate import (
+    CALIBRATION_ENV,
+    CALIBRATION_LIMIT,
+    IMAGENET_ENV,
+    Evaluator,
+    block_importance,
+    calibration_set,
+    default_image_folder,
+    image_set,
+)
 from mbv2.export import seeded_model, write_all
 from mbv2.fast import fast_model
 from mbv2.images import open_image
@@ -127,8 +136,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     folder = args.images or default_image_folder()
     if folder is None:
         raise EvaluationError(f"Name a folder of images with --images DIR, or set {IMAGENET_ENV} to your ImageNet val.")
-    calibration = image_set(args.calibration) if args.calibration else None
-    evaluator = Evaluator(source, image_set(folder, args.limit), calibration)
+    evaluator = Evaluator(source, image_set(folder, args.limit), calibration_set(args.calibration))
     progress = _progress_bar("evaluating")
     inheritance = None if spec == source.spec else evaluator.inherited(spec, correction=args.correction).report
     if args.block_importance:
@@ -257,7 +265,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--limit", type=_positive_int, help="use this many images, spread over the folder")
     evaluate.add_argument(
-        "--calibration", help="unlabelled images that rank channels when slicing (default: the sample images)"
+        "--calibration",
+        help=f"unlabelled images that rank channels when slicing, {CALIBRATION_LIMIT} at most "
+        f"(default: ${CALIBRATION_ENV}, else the sample images)",
     )
     evaluate.add_argument("--correction", choices=list(CORRECTIONS), default="regression",
                           help="how sliced channels are made up for (default: regression)")

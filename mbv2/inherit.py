@@ -64,6 +64,8 @@ CORRECTIONS: dict[str, str] = {
     "none": "dropped channels simply removed",
 }
 
+RIDGE = 0.1
+
 # A channel index: for each target channel, the source channel it takes, or None for a new one.
 ChannelIndex = tuple[int | None, ...]
 
@@ -412,7 +414,9 @@ def _corrected(
     prediction = torch.zeros(len(dropped), len(kept), dtype=torch.float64)
     if correction == "regression":
         among_kept = covariance[kept][:, kept]
-        ridge = 1e-3 * float(among_kept.diagonal().mean().clamp(min=1e-12)) * torch.eye(len(kept), dtype=torch.float64)
+        # Ridge: 0.1 x the mean variance. Few calibration images leave late layers (7x7 maps) with fewer
+        # samples than channels; on imagenet-dev/eval it beat 0.01 and 0.001 for 16 images and tied for 50.
+        ridge = RIDGE * float(among_kept.diagonal().mean().clamp(min=1e-12)) * torch.eye(len(kept), dtype=torch.float64)
         prediction = torch.linalg.solve(among_kept + ridge, covariance[kept][:, dropped]).T
     offset = mean[dropped] - prediction @ mean[kept]
     return weight[:, kept] + weight[:, dropped] @ prediction, weight[:, dropped] @ offset

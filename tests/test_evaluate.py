@@ -46,6 +46,7 @@ def test_limit_spreads_over_the_folder_and_is_checked():
     images = image_set(DEV_IMAGES, limit=5)
     assert len(images.paths) == 5 and images.paths[0].name.startswith("n01440764")
     assert images.paths[-1].name.startswith("n04243546")  # every tenth (the 41st), not the first five
+    assert image_set(DEV_IMAGES, limit=250).paths == image_set(DEV_IMAGES).paths  # all 50, each once
     with pytest.raises(EvaluationError, match="No folder"):
         image_set(DEV_IMAGES / "missing")
     with pytest.raises(EvaluationError, match="holds no images"):

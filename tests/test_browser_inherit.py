@@ -45,3 +45,31 @@ def test_accuracy_pareto_plot(page, app_url):
     assert page.get_by_text("inherited weights, no training, on 50 images from").count() == 1
     page.screenshot(path=str(screenshot(page, "compare-accuracy-pareto")))
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_measuring_can_be_cancelled_while_another_session_classifies(page, browser, app_url):
+    page.goto(f"{app_url}/?view=compare")
+    wait_for_app(page)
+    presets = page.get_by_role("combobox", name="TF-slim presets (width/resolution)")
+    for name in ("MobileNetV2 0.5/224", "MobileNetV2 0.75/128", "MobileNetV2 0.35/160"):
+        presets.click()
+        presets.fill(name.split()[-1])
+        page.get_by_role("option", name=name, exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Add presets").click()
+    page.get_by_role("button", name="Measure top-1 (4 to go)").click()
+    page.get_by_role("progressbar").wait_for()
+
+    other = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    other.set_default_timeout(90_000)
+    other.goto(f"{app_url}/?view=classify")  # a second visitor, while the first one's evaluation runs
+    other.locator('[data-testid="stHeading"]').filter(has_text="Egyptian cat").wait_for()
+    other.context.close()
+
+    page.get_by_role("button", name="Cancel").click()
+    wait_for_app(page)
+    expect(page.get_by_role("progressbar")).to_have_count(0)
+    remaining = page.get_by_role("button", name="Measure top-1 (")
+    expect(remaining).to_be_enabled()  # what was not finished can be measured later; nothing else was lost
+    assert page.locator('[data-testid="stException"]').count() == 0
+    screenshot(page, "compare-cancelled")

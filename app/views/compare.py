@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -26,7 +28,7 @@ from mbv2.compare import (
 from mbv2.errors import MBV2Error
 from mbv2.evaluate import IMAGENET_ENV, BlockImportance, Evaluation, block_importance, default_image_folder
 from mbv2.export import onnx_bytes, operators_yaml, seeded_model, torchscript_bytes, traced
-from mbv2.latency import LatencyResult, LatencySettings, measure_spec
+from mbv2.latency import LatencyResult, LatencySettings, Progress, measure_spec
 from mbv2.spec import ArchSpec
 
 CONFIGS_KEY = "compare_configs"  # name -> ArchSpec, in the order they were added
@@ -38,6 +40,7 @@ IMPORTANCE_KEY = "compare_importance_results"  # AccuracySettings -> (full netwo
 TOP1_MADDS_AXIS, TOP1_LATENCY_AXIS = "Top-1 vs multiply-adds", "Top-1 vs latency"
 LATENCY_AXIS, PARAMS_AXIS = "Latency (ms)", "Parameters (M)"
 DEFAULT_ACCURACY_IMAGES = 250
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -227,15 +230,26 @@ def _measure(
     settings: LatencySettings,
     measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult],
 ) -> None:
-    """Slow (seconds per configuration), so it runs only on a click, with a progress bar."""
-    bar = st.progress(0.0, text="Measuring latency…")
+    """Slow (seconds per configuration), so it runs only on a click."""
+    for spec, result in _each_with_progress(pending, "Timing", "run", lambda spec, show: measure_spec(spec, settings, show)):
+        measured[(spec, settings)] = result
+    st.rerun()
+
+
+def _each_with_progress(
+    pending: dict[str, ArchSpec], action: str, unit: str, measure: Callable[[ArchSpec, Progress], Result]
+) -> Iterator[tuple[ArchSpec, Result]]:
+    """Each configuration measured in turn under one progress bar. Cancel (any click, in fact) reruns the
+    page, which stops the loop; what was finished has been handed out already, so it is kept."""
+    st.button("Cancel", key=f"compare_cancel_{unit}", help="Stops at once; finished configurations keep "
+              "their results.")
+    bar = st.progress(0.0, text=f"{action}…")
     for number, (name, spec) in enumerate(pending.items()):
 
         def show(done: int, total: int, number: int = number, name: str = name) -> None:
-            bar.progress((number + done / total) / len(pending), text=f"Timing {name}: run {done} of {total}")
+            bar.progress((number + done / total) / len(pending), text=f"{action} {name}: {unit} {done} of {total}")
 
-        measured[(spec, settings)] = measure_spec(spec, settings, show)
-    st.rerun()
+        yield spec, measure(spec, show)
 
 
 def _score_of(evaluation: Evaluation) -> float:
@@ -285,15 +299,11 @@ def _score(
     """Slow (seconds per configuration): a progress bar, and a Cancel that keeps what is finished."""
     try:
         evaluator = state.evaluator(settings.weights, settings.folder, settings.limit)
-        st.button("Cancel", key="compare_cancel_score", help="Stops after the images in flight; finished "
-                  "configurations keep their results.")
-        bar = st.progress(0.0, text="Measuring accuracy…")
-        for number, (name, spec) in enumerate(pending.items()):
-
-            def show(done: int, total: int, number: int = number, name: str = name) -> None:
-                bar.progress((number + done / total) / len(pending), text=f"Classifying with {name}: {done} of {total}")
-
-            scored[spec, settings] = evaluator.evaluate(spec, progress=show)
+        classify_all = _each_with_progress(
+            pending, "Classifying with", "image", lambda spec, show: evaluator.evaluate(spec, progress=show)
+        )
+        for spec, evaluation in classify_all:
+            scored[spec, settings] = evaluation
     except MBV2Error as error:
         st.error(str(error))
         return
@@ -373,7 +383,8 @@ def _block_importance(settings: AccuracySettings) -> None:
         IMPORTANCE_KEY, {}
     )
     if settings not in results:
-        if st.button(f"Measure block importance on {settings.limit} images", key="compare_importance"):
+        if st.button("Measure block importance", key="compare_importance", help="One evaluation of the full network, "
+                     "then one per residual block, on the images above."):
             try:
                 evaluator = state.evaluator(settings.weights, settings.folder, settings.limit)
                 st.button("Cancel", key="compare_cancel_importance")

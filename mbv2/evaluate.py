@@ -30,7 +30,7 @@ from mbv2.classify import pretrained_model
 from mbv2.errors import EvaluationError, ImageError
 from mbv2.fast import fast_model
 from mbv2.images import open_image
-from mbv2.inherit import Calibration, Correction, Inherited, calibrate, inherit, without_block
+from mbv2.inherit import RIDGE, Calibration, Correction, Inherited, calibrate, inherit, without_block
 from mbv2.model import MobileNetV2
 from mbv2.preprocess import Preprocessing
 from mbv2.spec import ArchSpec
@@ -44,7 +44,9 @@ _CLASS_OF_SYNSET = {synset: index for index, synset in enumerate(SYNSETS)}
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".webp", ".bmp", ".gif"})
 # The images the app ships: the calibration set when none is named, so inheritance works anywhere.
 SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "sample_images"
-CALIBRATION_LIMIT = 64  # more ranks channels better (4 -> 50 images: 15% -> 44% top-1 at t = 4), and costs time
+CALIBRATION_LIMIT = 64  # more ranks channels better (4 -> 50 images: 17% -> 44% top-1 at t = 4, 200 eval images), and costs time
+# Part of every edit's cache key: change it whenever inheritance computes other weights for the same inputs.
+INHERITANCE_METHOD = f"energy ranking, ridge {RIDGE}"
 BATCH_SIZE = 16
 TOP_K = 5
 
@@ -242,7 +244,7 @@ class Evaluator:
         """What predictions depend on: the weights, the architecture, the images, and how an edit inherited."""
         key = {"weights": _weights_identity(self.source), "spec": spec.to_dict(), "images": self.images.fingerprint}
         if edit is not None:
-            key |= {"edit": edit, "calibration": self.calibration_images.fingerprint}
+            key |= {"edit": edit, "calibration": self.calibration_images.fingerprint, "method": INHERITANCE_METHOD}
         return key
 
 

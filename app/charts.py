@@ -181,7 +181,9 @@ def accuracy_figure(
     figure.update_xaxes(title_text=cost_title, rangemode="tozero")
     figure.update_yaxes(title_text=score_title, range=[0, 100])
     figure.update_layout(
-        height=480, margin=dict(l=10, r=150, t=30, b=10),  # room for the rightmost point's name legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)
+        height=480,
+        margin=dict(l=10, r=150, t=30, b=10),  # room for the rightmost point's name
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     return figure
 

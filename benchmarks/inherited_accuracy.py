@@ -16,15 +16,25 @@ from mbv2.weights import local_source
 def edits(own: ArchSpec) -> list[tuple[str, ArchSpec]]:
     """The README's rows: one repeat fewer per row, t = 4, narrower, smaller inputs."""
     rows = [
-        (f"row {number} with n = {block.n - 1}", own.replace(blocks=own.blocks[: number - 1]
-         + (type(block)(block.t, block.c, block.n - 1, block.s),) + own.blocks[number:]))
+        (
+            f"row {number} with n = {block.n - 1}",
+            own.replace(
+                blocks=own.blocks[: number - 1]
+                + (type(block)(block.t, block.c, block.n - 1, block.s),)
+                + own.blocks[number:]
+            ),
+        )
         for number, block in enumerate(own.blocks, start=1)
         if block.n > 1
     ]
     expansion = own.replace(blocks=tuple(type(b)(4 if b.t > 1 else 1, b.c, b.n, b.s) for b in own.blocks))
     return (
         rows
-        + [("t = 4", expansion), ("width 0.75", own.replace(width_mult=0.75)), ("width 0.5", own.replace(width_mult=0.5))]
+        + [
+            ("t = 4", expansion),
+            ("width 0.75", own.replace(width_mult=0.75)),
+            ("width 0.5", own.replace(width_mult=0.5)),
+        ]
         + [(f"resolution {r}", own.replace(resolution=r)) for r in (192, 160, 128, 96)]
     )
 
@@ -43,7 +53,9 @@ def main() -> None:
     for name, spec in edits(source.spec):
         sliced = "sliced" in evaluator.inherited(spec).report.counts()  # only then does the correction matter
         corrections = ("regression", "mean", "none") if sliced else ("regression",)
-        cells = [f"{evaluator.evaluate(spec, correction=c).top1:.1f}" for c in corrections] + [""] * (3 - len(corrections))
+        cells = [f"{evaluator.evaluate(spec, correction=c).top1:.1f}" for c in corrections] + [""] * (
+            3 - len(corrections)
+        )
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     print(f"\n{evaluator.images.describe()}; calibration: {evaluator.calibration_images.describe()}")
 

@@ -44,7 +44,8 @@ _CLASS_OF_SYNSET = {synset: index for index, synset in enumerate(SYNSETS)}
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".webp", ".bmp", ".gif"})
 # The images the app ships: the calibration set when none is named, so inheritance works anywhere.
 SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "sample_images"
-CALIBRATION_LIMIT = 64  # more ranks channels better (4 -> 50 images: 17% -> 44% top-1 at t = 4, 200 eval images), and costs time
+# More images rank channels better (4 -> 50: 17% -> 44% top-1 at t = 4 on 200 eval images) but take longer.
+CALIBRATION_LIMIT = 64
 # Part of every edit's cache key: change it whenever inheritance computes other weights for the same inputs.
 INHERITANCE_METHOD = f"energy ranking, ridge {RIDGE}"
 BATCH_SIZE = 16

@@ -192,13 +192,17 @@ class InheritanceReport:
     @property
     def is_exact(self) -> bool:
         """True when the target computes exactly what the source computes (nothing sliced or random)."""
-        return not self.dropped_blocks and all(layer.outcome in ("copied", "grown", "identity") for layer in self.layers)
+        return not self.dropped_blocks and all(
+            layer.outcome in ("copied", "grown", "identity") for layer in self.layers
+        )
 
     def summary(self) -> str:
         """One line: "52 layers: 40 copied, 12 sliced" plus whether the function is kept."""
         parts = ", ".join(f"{count} {outcome}" for outcome, count in self.counts().items())
         if self.dropped_blocks:
-            parts += f"; pretrained block{'s' * (len(self.dropped_blocks) > 1)} left out: {', '.join(self.dropped_blocks)}"
+            parts += (
+                f"; pretrained block{'s' * (len(self.dropped_blocks) > 1)} left out: {', '.join(self.dropped_blocks)}"
+            )
         verdict = (
             "the logits are the original's"
             if self.is_exact
@@ -372,7 +376,9 @@ def _importance(layers: Iterable[Layer], calibration: Calibration) -> dict[str, 
     return importance
 
 
-def _transfer(target: Layer, source: Layer, mapper: _Mapper, calibration: Calibration | None, correction: Correction) -> LayerReport:
+def _transfer(
+    target: Layer, source: Layer, mapper: _Mapper, calibration: Calibration | None, correction: Correction
+) -> LayerReport:
     """Copy `source`'s weights into `target` through the channel indices; new channels stay random."""
     outputs = mapper.index(target.writes, source.writes)
     inputs = outputs if target.is_depthwise else mapper.index(target.reads, source.reads)

@@ -79,8 +79,9 @@ def test_block_importance_ranks_blocks(tf_source, tf_model):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MBV2_WEIGHTS": str(WEIGHTS_JSON), "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, "-m", "mbv2.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mbv2.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
 
 
 def test_cli_json_prints_one_object(tmp_path):

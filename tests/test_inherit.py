@@ -32,7 +32,9 @@ def with_row(spec, row: int, **changes):
 
 
 def expansions(spec, t: int):
-    return spec.replace(blocks=tuple(Block(t if block.t > 1 else 1, block.c, block.n, block.s) for block in spec.blocks))
+    return spec.replace(
+        blocks=tuple(Block(t if block.t > 1 else 1, block.c, block.n, block.s) for block in spec.blocks)
+    )
 
 
 GROWTHS = {
@@ -99,8 +101,9 @@ def test_correction_brings_sliced_logits_closer(tf_model, tf_source, calibration
     with torch.no_grad():
         original = tf_model(images)
         errors = {
-            correction: float((inherit(tf_model, spec, calibration, correction=correction).model(images) - original)
-                              .square().mean())
+            correction: float(
+                (inherit(tf_model, spec, calibration, correction=correction).model(images) - original).square().mean()
+            )
             for correction in ("none", "mean", "regression")
         }
     assert errors["regression"] < errors["mean"] < errors["none"]

@@ -92,7 +92,8 @@ def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
     )
     convention = st.radio("Count multiply-adds as", list(CONVENTIONS), format_func=CONVENTIONS.get, key=CONVENTION_KEY)
     st.button("Reset to the paper's Table 2", icon=":material/restart_alt:", on_click=_reset,
-              help="The paper's MobileNetV2: Table 2, width 1.0, resolution 224, with the padding of the weights at hand.")
+              help="The paper's MobileNetV2: Table 2, width 1.0, resolution 224, with the padding of the weights "
+              "at hand.")
     return width, int(resolution), padding, convention
 
 

@@ -231,7 +231,8 @@ def _measure(
     measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult],
 ) -> None:
     """Slow (seconds per configuration), so it runs only on a click."""
-    for spec, result in _each_with_progress(pending, "Timing", "run", lambda spec, show: measure_spec(spec, settings, show)):
+    timed = _each_with_progress(pending, "Timing", "run", lambda spec, show: measure_spec(spec, settings, show))
+    for spec, result in timed:
         measured[(spec, settings)] = result
     st.rerun()
 
@@ -316,7 +317,8 @@ def _pareto(
     st.subheader("Pareto plot")
     axis = st.segmented_control(
         "Plot", [TOP1_MADDS_AXIS, TOP1_LATENCY_AXIS, LATENCY_AXIS, PARAMS_AXIS], default=TOP1_MADDS_AXIS,
-        key="compare_axis", format_func=lambda axis: axis if "vs" in axis else f"{axis.split(' (')[0]} vs multiply-adds",
+        key="compare_axis",
+        format_func=lambda axis: axis if "vs" in axis else f"{axis.split(' (')[0]} vs multiply-adds",
     ) or TOP1_MADDS_AXIS
     if axis in (TOP1_MADDS_AXIS, TOP1_LATENCY_AXIS):
         _accuracy_plot(summaries, accuracies, settings, by_latency=axis == TOP1_LATENCY_AXIS)

@@ -73,3 +73,13 @@ def test_another_sample_image(at):
     at.selectbox(key="sample").set_value("rocket").run()
     assert not at.exception and not at.error
     assert any("loses its top class (missile →" in text for text in _captions(at))
+
+
+def test_an_edited_architecture_is_looked_inside_with_inherited_weights():
+    at = app_test(view="inside-a-block", blocks="1-16-1-1,4-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-320-1-1",
+                  res="160").run()
+    assert not at.exception and not at.error
+    assert _shapes(at) == ["1×24×40×40", "1×96×40×40", "1×96×40×40", "1×24×40×40", "1×24×40×40"]  # t = 4 at 160
+    note = " ".join(_captions(at))
+    assert "your edited architecture (table row 2; resolution 160 instead of 224)" in note
+    assert "inherited from local mobilenet_v2_1.0_224_tf2_ptq.pth, no training" in note and "sliced" in note

@@ -6,7 +6,6 @@ shares one model per configuration and an edit back to a seen configuration is i
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,9 +15,9 @@ from torch import nn
 from mbv2.analysis import Analysis, analyse
 from mbv2.classify import pretrained_model
 from mbv2.errors import MBV2Error, SpecError
-from mbv2.evaluate import Evaluator, calibration_batches, calibration_set, image_set
+from mbv2.evaluate import Evaluator, calibrate_on, calibration_set, image_set
 from mbv2.fast import fast_model
-from mbv2.inherit import Calibration, Inherited, calibrate, inherit
+from mbv2.inherit import Calibration, Inherited, inherit
 from mbv2.spec import ArchSpec, Block, blocks_from_rows
 from mbv2.weights import WeightSource, available_sources
 
@@ -158,9 +157,7 @@ def fast_pretrained(source_name: str) -> nn.Module:
 @st.cache_resource(show_spinner="Measuring which channels matter on the calibration images…", max_entries=4)
 def calibration(source_name: str) -> Calibration:
     """Input statistics of the pretrained network's layers, for slicing channels (see `mbv2.inherit`)."""
-    source = source_by_name(source_name)
-    batches = calibration_batches(calibration_set(), source.preprocessing)
-    return calibrate(copy.deepcopy(pretrained(source_name)), batches)  # a copy: its hooks must not reach others
+    return calibrate_on(pretrained(source_name), source_by_name(source_name).preprocessing, calibration_set())
 
 
 @st.cache_resource(show_spinner="Inheriting the pretrained weights…", max_entries=8)
@@ -177,7 +174,10 @@ def fast_inherited(spec: ArchSpec, source_name: str) -> nn.Module:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def evaluator(source_name: str, folder: str, limit: int) -> Evaluator:
     """One per weights and image set, shared: its predictions are cached on disk as well."""
-    return Evaluator(source_by_name(source_name), image_set(folder, limit), model=pretrained(source_name))
+    return Evaluator(
+        source_by_name(source_name), image_set(folder, limit), calibration_set(), model=pretrained(source_name),
+        calibration=calibration(source_name),
+    )
 
 
 def source_by_name(name: str) -> WeightSource:

@@ -169,7 +169,7 @@ def _load(paths: Sequence[Path], preprocessing: Preprocessing) -> torch.Tensor:
     try:
         return torch.stack([preprocessing(open_image(path, name=str(path))) for path in paths])
     except (ImageError, OSError) as error:
-        raise EvaluationError(f"Cannot evaluate on this folder: {error}") from None
+        raise EvaluationError(f"{error} Remove that file from the folder, or point at another folder.") from None
 
 
 def calibration_batches(images: ImageSet, preprocessing: Preprocessing) -> list[torch.Tensor]:
@@ -177,6 +177,11 @@ def calibration_batches(images: ImageSet, preprocessing: Preprocessing) -> list[
         _load(images.paths[start : start + BATCH_SIZE], preprocessing)
         for start in range(0, len(images.paths), BATCH_SIZE)
     ]
+
+
+def calibrate_on(model: MobileNetV2, preprocessing: Preprocessing, images: ImageSet) -> Calibration:
+    """`mbv2.inherit.calibrate` on a copy of `model`: its hooks must not reach a model other threads run."""
+    return calibrate(copy.deepcopy(model), calibration_batches(images, preprocessing))
 
 
 class Evaluator:
@@ -191,21 +196,22 @@ class Evaluator:
         images: ImageSet,
         calibration_images: ImageSet | None = None,
         model: MobileNetV2 | None = None,
+        calibration: Calibration | None = None,
     ):
+        """`model`: the source's, already loaded; `calibration`: measured already on `calibration_images`."""
         self.source = source
         self.images = images
         self.calibration_images = calibration_images or calibration_set()
         self.model = model if model is not None else pretrained_model(source)
-        self._calibration: Calibration | None = None
+        self._calibration = calibration
         self._lock = threading.Lock()
 
     @property
     def calibration(self) -> Calibration:
-        """Measured once, on a copy: its hooks must not reach a model other threads are running."""
+        """Measured once, when the first edit needs it."""
         with self._lock:
             if self._calibration is None:
-                batches = calibration_batches(self.calibration_images, self.source.preprocessing)
-                self._calibration = calibrate(copy.deepcopy(self.model), batches)
+                self._calibration = calibrate_on(self.model, self.source.preprocessing, self.calibration_images)
             return self._calibration
 
     def inherited(

@@ -1,6 +1,7 @@
 """The architecture editor and the classifier in a real browser, with screenshots for a human eye."""
 
 import pytest
+from playwright.sync_api import expect
 
 from conftest import screenshot, wait_for_app
 
@@ -20,7 +21,9 @@ def type_into_cell(page, row: int, column: int, text: str) -> None:
         page.keyboard.press(key)
     page.keyboard.type(text[0])  # typing opens the cell's editor
     editor = page.locator("input.gdg-input")
+    expect(editor).to_have_value(text[0])  # on a busy machine the key can land after a fill: "3" became "33"
     editor.fill(text)
+    expect(editor).to_have_value(text)
     editor.press("Enter")
     wait_for_app(page)
 

@@ -1,0 +1,118 @@
+"""Recover an edited network by knowledge distillation from the original (Hinton et al., 2015).
+
+The student (the edited architecture with inherited weights) learns to match the teacher's
+(the unedited pretrained network's) temperature-softened class probabilities on unlabelled
+images, with the standard augmentation (random resized crop, horizontal flip). No labels
+are needed, so any folder of photos will do.
+
+BatchNorm stays in eval mode: its statistics are never re-estimated (weights with BatchNorm
+folded in, like the shared TF ones, carry none), only every weight and bias is trained.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+from mbv2.device import inference_device
+from mbv2.errors import EvaluationError
+from mbv2.evaluate import ImageSet
+from mbv2.images import open_image
+from mbv2.model import MobileNetV2
+from mbv2.preprocess import Preprocessing
+
+StepProgress = Callable[[int, int, float], None]  # (steps done, steps in total, this step's loss)
+
+
+@dataclass(frozen=True)
+class DistillationSettings:
+    steps: int = 100
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    temperature: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"Distillation {name} must be a whole number of at least 1.")
+        if not self.learning_rate > 0 or not self.temperature > 0:
+            raise ValueError("Distillation learning rate and temperature must be positive.")
+
+
+def distill(
+    teacher: MobileNetV2,
+    student: MobileNetV2,
+    preprocessing: Preprocessing,
+    images: ImageSet,
+    settings: DistillationSettings = DistillationSettings(),
+    progress: StepProgress | None = None,
+) -> list[float]:
+    """Train `student` in place to imitate `teacher`; the loss of every step, in order.
+
+    `preprocessing` gives the normalisation both networks were trained with; each sees the same
+    random crop, at its own resolution. Raising from `progress` stops the training (a cancel).
+    """
+    device = inference_device()
+    teacher, student = teacher.to(device).eval(), student.to(device).eval()
+    optimiser = torch.optim.AdamW(student.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    temperature = settings.temperature
+    losses: list[float] = []
+    batches = _augmented_batches(images, preprocessing, student.spec.resolution, settings)
+    for step in range(1, settings.steps + 1):
+        crops = next(batches).to(device)
+        with torch.no_grad():
+            teacher_input = F.interpolate(crops, size=teacher.spec.resolution, mode="bilinear", antialias=True)
+            targets = F.softmax(teacher(_normalise(teacher_input, preprocessing)) / temperature, dim=1)
+        logits = student(_normalise(crops, preprocessing)) / temperature
+        loss = F.kl_div(F.log_softmax(logits, dim=1), targets, reduction="batchmean") * temperature**2
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+        if progress is not None:
+            progress(step, settings.steps, losses[-1])
+    student.cpu().eval()
+    teacher.cpu()
+    return losses
+
+
+def _normalise(batch: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
+    mean = torch.tensor(preprocessing.mean, device=batch.device)[:, None, None]
+    std = torch.tensor(preprocessing.std, device=batch.device)[:, None, None]
+    return (batch - mean) / std
+
+
+def _augmented_batches(
+    images: ImageSet, preprocessing: Preprocessing, resolution: int, settings: DistillationSettings
+) -> Iterator[torch.Tensor]:
+    """Endless batches of random crops in [0, 1], the next one decoded in a thread while this one trains."""
+    augment = v2.Compose(
+        [
+            v2.RandomResizedCrop(resolution, interpolation=v2.InterpolationMode(preprocessing.interpolation)),
+            v2.RandomHorizontalFlip(),
+            v2.PILToTensor(),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
+    chooser = random.Random(settings.seed)
+
+    def batch() -> torch.Tensor:
+        paths = chooser.choices(images.paths, k=settings.batch_size)
+        try:
+            return torch.stack([augment(open_image(path, name=str(path))) for path in paths])
+        except (OSError, ValueError) as error:
+            raise EvaluationError(f"Cannot train on {images.folder}: {error}") from None
+
+    with ThreadPoolExecutor(max_workers=1) as decoder:
+        pending = decoder.submit(batch)
+        while True:
+            ready = pending.result()
+            pending = decoder.submit(batch)
+            yield ready

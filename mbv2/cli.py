@@ -12,6 +12,7 @@ from tqdm import tqdm
 from mbv2.analysis import CONVENTIONS
 from mbv2.classify import classify, pretrained_model
 from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
+from mbv2.distill import DistillationSettings, recover
 from mbv2.errors import EvaluationError, MBV2Error, SpecError, WeightsUnavailableError
 from mbv2.evaluate import (
     CALIBRATION_ENV,
@@ -162,6 +163,31 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recover(args: argparse.Namespace) -> int:
+    source = _weight_source(args.weights)
+    spec = _spec(args, default=source.spec)
+    folder = args.eval_images or default_image_folder()
+    if folder is None:
+        raise EvaluationError(f"Name labelled images to measure on with --eval-images DIR, or set {IMAGENET_ENV}.")
+    training = image_set(args.images)
+    evaluator = Evaluator(source, image_set(folder, args.limit), calibration_set(args.images))
+    settings = DistillationSettings(steps=args.steps, batch_size=args.batch)
+    bar = tqdm(total=settings.steps, desc="distilling", file=sys.stderr, leave=False)
+
+    def show(step: int, _total: int, loss: float) -> None:
+        bar.set_postfix(loss=f"{loss:.3f}")
+        bar.update(step - bar.n)
+
+    recovery = recover(evaluator, spec, training, Path(args.out), settings, show)
+    bar.close()
+    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)} from {source.name}, distilled for {settings.steps} "
+          f"steps of {settings.batch_size} images from {training.folder} in {recovery.seconds:.0f} s")
+    print(f"  before (inherited): {recovery.before.describe()}")
+    print(f"  after (distilled):  {recovery.after.describe()}")
+    print(f"  saved: {recovery.saved.path} (+ .json); use it with --weights {args.out}")
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     points = grid(args.widths, args.resolutions, args.expansions)
     progress = _progress_bar(f"{len(points)} configurations")
@@ -275,6 +301,21 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="also evaluate the weights' own network with each residual block removed in turn")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     evaluate.set_defaults(run=_evaluate)
+
+    recover_command = commands.add_parser(
+        "recover", parents=[spec_options],
+        help="distil an edited network from the original on unlabelled images, save it, top-1 before and after",
+    )
+    recover_command.add_argument("--weights", help=weights_help)
+    recover_command.add_argument("--images", required=True, help="unlabelled images to distil on (any photos)")
+    recover_command.add_argument(
+        "--eval-images", help=f"labelled images to measure on, disjoint from --images (default: ${IMAGENET_ENV})"
+    )
+    recover_command.add_argument("--limit", type=_positive_int, help="measure on this many images, spread out")
+    recover_command.add_argument("--steps", type=_positive_int, default=DistillationSettings.steps)
+    recover_command.add_argument("--batch", type=_positive_int, default=DistillationSettings.batch_size)
+    recover_command.add_argument("--out", default="recovered", help="folder for the .pth and its .json (default: recovered)")
+    recover_command.set_defaults(run=_recover)
 
     sweep_command = commands.add_parser(
         "sweep", parents=[spec_file], help="counts over a grid of width x resolution x t, in parallel processes"

@@ -25,6 +25,7 @@ from torchvision.models import MobileNet_V2_Weights
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from mbv2.errors import SpecError, WeightsError, WeightsMismatchError, WeightsUnavailableError
+from mbv2.model import MobileNetV2
 from mbv2.preprocess import Preprocessing
 from mbv2.spec import ArchSpec
 
@@ -103,13 +104,7 @@ def _source_from_sidecar(sidecar: Path) -> WeightSource:
         meta = json.loads(sidecar.read_text())
         arch = meta["architecture"]
         prep = meta["preprocess"]
-        spec = ArchSpec(
-            width_mult=float(arch.get("width_mult", 1.0)),
-            resolution=int(arch.get("resolution", 224)),
-            round_nearest=int(arch.get("round_nearest", 8)),
-            num_classes=int(arch.get("num_classes", 1000)),
-            padding=meta.get("padding", "symmetric"),
-        )
+        spec = ArchSpec.from_dict({**arch, "padding": meta.get("padding", "symmetric")})  # blocks too, if given
         preprocessing = Preprocessing(
             crop_size=int(prep["size"]),
             central_crop_fraction=prep.get("central_crop_fraction"),
@@ -226,3 +221,33 @@ def _first_line(error: BaseException) -> str:
 def _torchvision_cache_path(name: str | None) -> Path:
     url = MobileNet_V2_Weights[name].url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def save_local(model: MobileNetV2, source: WeightSource, folder: Path, stem: str, provenance: str) -> WeightSource:
+    """`model`'s tensors as `stem`.pth and a JSON sidecar in `folder`, read back as a local source.
+
+    The sidecar holds the whole architecture (an edited table too), its padding and the source's
+    preprocessing at the model's resolution, so every part of the project loads the file correctly.
+    """
+    prep = source.preprocessing.at_resolution(model.spec.resolution)
+    architecture = model.spec.to_dict()
+    geometry = (
+        {"central_crop_fraction": prep.central_crop_fraction}
+        if prep.central_crop_fraction is not None
+        else {"resize_size": prep.resize_size}
+    )
+    meta = {
+        "file": f"{stem}.pth",
+        "architecture": architecture,
+        "padding": architecture.pop("padding"),
+        "preprocess": {"size": prep.crop_size, "mean": list(prep.mean), "std": list(prep.std),
+                       "interpolation": prep.interpolation, **geometry},
+        "source": provenance,
+    }
+    if source.labels != tuple(_IMAGENET_CATEGORIES):
+        meta["labels"] = list(source.labels)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / meta["file"])
+    sidecar = folder / f"{stem}.json"
+    sidecar.write_text(json.dumps(meta, indent=2))
+    return local_source(sidecar)

@@ -41,6 +41,14 @@ def dev_images() -> list[tuple[Path, str]]:
     ]
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`mbv2 ARGS` in a fresh process with the shared weights, as a user runs it."""
+    env = {**os.environ, "MBV2_WEIGHTS": str(WEIGHTS_JSON), "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run(
+        [sys.executable, "-m", "mbv2.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+
+
 @pytest.fixture(scope="session")
 def tf_source() -> WeightSource:
     if not WEIGHTS_JSON.is_file():

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 import mbv2.evaluate
-from conftest import DEV_IMAGES, ROOT, SAMPLE_IMAGES, WEIGHTS_JSON
+from conftest import DEV_IMAGES, ROOT, SAMPLE_IMAGES, run_cli
 from mbv2.errors import EvaluationError
 from mbv2.evaluate import SYNSETS, Evaluator, block_importance, image_set
 
@@ -75,13 +72,6 @@ def test_block_importance_ranks_blocks(tf_source, tf_model):
     assert len(blocks) == 10  # the paper's network has ten residual blocks
     drops = [full.top1 - block.evaluation.top1 for block in blocks]
     assert max(drops) >= 20 and min(drops) <= 6, drops  # some blocks matter a lot, some hardly
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MBV2_WEIGHTS": str(WEIGHTS_JSON), "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run(
-        [sys.executable, "-m", "mbv2.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
-    )
 
 
 def test_cli_json_prints_one_object(tmp_path):

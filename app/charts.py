@@ -148,10 +148,10 @@ def top_k_figure(predictions: list[Prediction]) -> go.Figure:
 
 def accuracy_figure(
     names: list[str], costs: list[float], scores: list[float], cost_title: str, score_title: str,
-    published: list[tuple[str, float, float]],
+    published: list[tuple[str, float, float]], distilled: list[tuple[str, float, float]] = (),
 ) -> go.Figure:
     """Measured accuracy against a cost, the ringed front (no other point is both cheaper and more
-    accurate), and published points as their own series (name, cost, top-1)."""
+    accurate), and published and distilled points as series of their own, each (name, cost, score)."""
     figure = go.Figure()
     if published:
         figure.add_trace(
@@ -178,6 +178,14 @@ def accuracy_figure(
             hovertemplate="%{text}<br>%{x:.1f}<br>%{y:.1f}%<extra></extra>",
         )
     )
+    if distilled:
+        figure.add_trace(
+            go.Scatter(
+                x=[cost for _, cost, _ in distilled], y=[score for _, _, score in distilled], mode="markers",
+                marker=dict(symbol="star", size=14, color="#2da44e"), name="After distillation",
+                text=[name for name, _, _ in distilled], hovertemplate="%{text}<br>%{x:.1f}<br>%{y:.1f}%<extra></extra>",
+            )
+        )
     figure.update_xaxes(title_text=cost_title, rangemode="tozero")
     figure.update_yaxes(title_text=score_title, range=[0, 100])
     figure.update_layout(

@@ -6,6 +6,7 @@ shares one model per configuration and an edit back to a seen configuration is i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,7 +31,8 @@ VIEWS = {
     "Compare": compare,
 }
 VIEW_PARAM = "view"
-LOCAL_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"  # ./weights/*.json, gitignored
+# ./weights/*.json (gitignored), listed in every weights picker; distilled weights are saved there.
+LOCAL_WEIGHTS = Path(os.environ.get("MBV2_SAVED_WEIGHTS") or Path(__file__).resolve().parents[1] / "weights")
 
 
 def current_view() -> str:

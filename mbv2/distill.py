@@ -11,6 +11,7 @@ folded in, like the shared TF ones, carry none), only every weight and bias is t
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -163,7 +164,8 @@ def recover(
     start = time.perf_counter()
     losses = distill(evaluator.model, student, evaluator.source.preprocessing, training_images, settings, progress)
     seconds = time.perf_counter() - start
-    name = f"mobilenet_v2_{spec.width_mult}_{spec.resolution}_recovered"
+    digest = hashlib.sha256(spec.to_json().encode()).hexdigest()[:8]  # two edits at one width/resolution differ
+    name = f"mobilenet_v2_{spec.width_mult}_{spec.resolution}_{digest}_distilled"
     saved = save_local(
         student, evaluator.source, folder, name,
         f"{evaluator.source.name} inherited into this architecture, then distilled from it for {settings.steps} steps "

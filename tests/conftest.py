@@ -63,8 +63,9 @@ def tf_model(tf_source):
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_prediction_cache(tmp_path_factory):
-    """Evaluations are cached on disk; the tests measure afresh, in a cache of their own."""
+    """Evaluations are cached on disk and the app saves distilled weights: the tests use folders of their own."""
     os.environ["MBV2_CACHE"] = str(tmp_path_factory.mktemp("mbv2-cache"))
+    os.environ["MBV2_SAVED_WEIGHTS"] = str(tmp_path_factory.mktemp("saved-weights"))  # not the project's ./weights
 
 
 PYTEST_MAIN = sys.modules["__main__"]  # taken at import, before any AppTest has run

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import app_test
+from conftest import app_test, metrics
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +87,19 @@ def test_accuracy_is_measured_with_inherited_weights_and_plotted_against_cost():
     assert not at.exception and not at.error
     bars = at.get("plotly_chart")[-1].proto.spec
     assert "row 4, block 2" in bars and "residual block removed" in bars
+
+
+def test_distillation_runs_live_and_its_weights_join_every_picker():
+    at = app_test(view="compare").run()
+    at.multiselect(key="compare_presets").select("MobileNetV2 0.75/224").run()
+    at.button(key="compare_add_presets").click().run()
+    at.selectbox(key="recover_name").set_value("MobileNetV2 0.75/224").run()
+    at.number_input(key="recover_steps").set_value(10).run()
+    at.button(key="recover_start").click().run()
+    assert not at.exception and not at.error
+    values = metrics(at)
+    assert "Top-1, inherited" in values and "Top-1, distilled" in values
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "10 steps in" in captions and "_distilled.pth" in captions
+    assert "Stars: the same configurations after distillation" in captions
+    assert any(name.endswith("_distilled.pth") for name in at.selectbox(key="compare_weights").options)

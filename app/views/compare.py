@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 import charts
 import state
+from views import recover
 from mbv2.compare import (
     TF_SLIM_REFERENCES,
     TF_SLIM_SOURCE,
@@ -93,6 +94,7 @@ def render() -> None:
     _pareto(summaries, accuracies, accuracy_settings)
     if accuracy_settings is not None:
         _block_importance(accuracy_settings)
+        recover.section(configs, accuracy_settings, scored)
     _exports(configs)
 
 
@@ -358,6 +360,7 @@ def _accuracy_plot(
         cost_title="Median latency on this CPU (ms)" if by_latency else "Multiply-adds, paper convention (millions)",
         score_title=f"{metric} (%)",
         published=[] if by_latency else [(r.name, r.macs_m, r.top1) for r in TF_SLIM_REFERENCES],
+        distilled=recover.distilled_points(plotted, settings, by_latency),
     )
     st.plotly_chart(figure, width="stretch")
     if settings is None or not plotted:
@@ -370,6 +373,8 @@ def _accuracy_plot(
         f"Circles: {metric.lower()} measured with inherited weights, no training, on {evaluation.images} images from "
         f"{evaluation.folder}; the ringed ones, joined by the dashed line, are those no other configuration beats "
         f"on both accuracy and cost. The weights as trained ({settings.weights}) score {own.describe()}. "
+        + ("Stars: the same configurations after distillation (below). " if recover.distilled_points(
+            plotted, settings, by_latency) else "")
         + ("" if by_latency else f"Diamonds: TF-slim's published top-1 of trained networks on all 50,000 ImageNet "
            f"validation images, from {TF_SLIM_SOURCE}.")
     )

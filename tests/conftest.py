@@ -206,6 +206,17 @@ def wait_for_app(page) -> None:
     page.wait_for_timeout(300)
 
 
+def add_presets(page, *names: str) -> None:
+    """Pick TF-slim presets in Compare's multiselect and add them, as a user does."""
+    presets = page.get_by_role("combobox", name="TF-slim presets (width/resolution)")
+    for name in names:
+        presets.click()
+        presets.fill(name.split()[-1])  # the list is virtualised: filter it, then pick
+        page.get_by_role("option", name=name, exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Add presets").click()
+
+
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from conftest import screenshot, wait_for_app
+from conftest import add_presets, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -12,13 +12,7 @@ def test_compare_presets_latency_and_pareto_plot(page, app_url):
     page.goto(f"{app_url}/?view=compare")
     wait_for_app(page)
     page.get_by_role("button", name="Measure latency (1 to go)").wait_for()  # the first run counts the paper's model
-    presets = page.get_by_role("combobox", name="TF-slim presets (width/resolution)")
-    for name in ("MobileNetV2 0.5/160", "MobileNetV2 0.35/96"):
-        presets.click()
-        presets.fill(name.split()[-1])  # the list is virtualised: filter it, then pick
-        page.get_by_role("option", name=name, exact=True).click()
-    page.keyboard.press("Escape")
-    page.get_by_role("button", name="Add presets").click()
+    add_presets(page, "MobileNetV2 0.5/160", "MobileNetV2 0.35/96")
     page.get_by_role("button", name="Measure latency (3 to go)").click()
     page.get_by_role("button", name="All measured").wait_for()
     wait_for_app(page)

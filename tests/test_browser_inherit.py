@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from conftest import screenshot, wait_for_app
+from conftest import add_presets, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -28,13 +28,7 @@ def test_classify_after_width_0_75_shows_both_networks(page, app_url):
 def test_accuracy_pareto_plot(page, app_url):
     page.goto(f"{app_url}/?view=compare")
     wait_for_app(page)
-    presets = page.get_by_role("combobox", name="TF-slim presets (width/resolution)")
-    for name in ("MobileNetV2 1.0/160", "MobileNetV2 1.4/224"):
-        presets.click()
-        presets.fill(name.split()[-1])
-        page.get_by_role("option", name=name, exact=True).click()
-    page.keyboard.press("Escape")
-    page.get_by_role("button", name="Add presets").click()
+    add_presets(page, "MobileNetV2 1.0/160", "MobileNetV2 1.4/224")
     page.get_by_role("button", name="Measure top-1 (3 to go)").click()
     page.get_by_role("button", name="All measured").wait_for()
     wait_for_app(page)
@@ -50,13 +44,7 @@ def test_accuracy_pareto_plot(page, app_url):
 def test_measuring_can_be_cancelled_while_another_session_classifies(page, browser, app_url):
     page.goto(f"{app_url}/?view=compare")
     wait_for_app(page)
-    presets = page.get_by_role("combobox", name="TF-slim presets (width/resolution)")
-    for name in ("MobileNetV2 0.5/224", "MobileNetV2 0.75/128", "MobileNetV2 0.35/160"):
-        presets.click()
-        presets.fill(name.split()[-1])
-        page.get_by_role("option", name=name, exact=True).click()
-    page.keyboard.press("Escape")
-    page.get_by_role("button", name="Add presets").click()
+    add_presets(page, "MobileNetV2 0.5/224", "MobileNetV2 0.75/128", "MobileNetV2 0.35/160")
     page.get_by_role("button", name="Measure top-1 (4 to go)").click()
     page.get_by_role("progressbar").wait_for()
 

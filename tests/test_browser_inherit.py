@@ -1,4 +1,8 @@
-"""Edited networks meet images in a real browser: Classify after width 0.75, and the accuracy Pareto plot."""
+"""Edited networks meet images in a real browser: Classify after width 0.75, the accuracy Pareto plot,
+cancelling long work while another visitor classifies, and distillation's live loss."""
+
+import os
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -61,3 +65,21 @@ def test_measuring_can_be_cancelled_while_another_session_classifies(page, brows
     expect(remaining).to_be_enabled()  # what was not finished can be measured later; nothing else was lost
     assert page.locator('[data-testid="stException"]').count() == 0
     screenshot(page, "compare-cancelled")
+
+
+def test_distillation_shows_its_loss_live_and_cancel_saves_nothing(page, app_url):
+    saved = Path(os.environ["MBV2_SAVED_WEIGHTS"])
+    before = set(saved.iterdir())
+    page.goto(f"{app_url}/?view=compare&width=0.75")
+    wait_for_app(page)
+    page.get_by_role("button", name="Distil").click()
+    page.get_by_text("Step 10 of 100").wait_for()  # the loss curve is drawn every five steps
+    page.get_by_text("Recover by distillation").scroll_into_view_if_needed()
+    expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(1)
+    screenshot(page, "compare-distilling")
+    page.get_by_role("button", name="Cancel").click()
+    wait_for_app(page)
+    expect(page.get_by_role("progressbar")).to_have_count(0)
+    assert page.get_by_text("Top-1, distilled").count() == 0
+    assert set(saved.iterdir()) == before  # nothing half-trained was saved
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -60,7 +60,7 @@ def _distil(spec: ArchSpec, folder: str, steps: int, settings, results: dict, sc
             losses.append(loss)
             bar.progress(step / total, text=f"Step {step} of {total}: loss {loss:.3f}")
             if step % 5 == 0 or step == total:
-                curve.line_chart(pd.DataFrame({"distillation loss": losses}), x_label="step", height=220)
+                curve.line_chart(_loss_frame(losses), x_label="step", height=220)
 
         recovery = recover(
             evaluator, spec, training, state.LOCAL_WEIGHTS, DistillationSettings(steps=steps), show
@@ -84,12 +84,16 @@ def _show(recovery: Recovery) -> None:
         f"{words}, distilled", f"{getattr(after, metric):.1f}%",
         delta=f"{getattr(after, metric) - getattr(before, metric):+.1f} points",
     )
-    curve.line_chart(pd.DataFrame({"distillation loss": recovery.losses}), x_label="step", height=200)
+    curve.line_chart(_loss_frame(recovery.losses), x_label="step", height=200)
     st.caption(
         f"{len(recovery.losses)} steps in {recovery.seconds:.0f} s; measured on {after.images} images from "
         f"{after.folder}. Saved as {recovery.saved.path.name} (+ .json) in {recovery.saved.path.parent}: pick "
         f"“{recovery.saved.name}” under Weights in any view."
     )
+
+
+def _loss_frame(losses: list[float] | tuple[float, ...]) -> pd.DataFrame:
+    return pd.DataFrame({"distillation loss": losses}, index=range(1, len(losses) + 1))  # steps count from 1
 
 
 def distilled_points(summaries: list[ConfigSummary], settings, by_latency: bool) -> list[tuple[str, float, float]]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from mbv2.budget import PROCESS_BUDGET
+from mbv2.cost import traced_bytes
 from mbv2.errors import ExportError
 from mbv2.model import MobileNetV2, build_model
 from mbv2.spec import ArchSpec
@@ -50,7 +52,8 @@ def traced(model: MobileNetV2) -> torch.jit.ScriptModule:
         # export_opnames still read TorchScript; TracerWarnings flag the padding sizes, constant by design.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return torch.jit.trace(model.eval(), example_input(model.spec))
+        with PROCESS_BUDGET.reserve(traced_bytes(model.spec)):
+            return torch.jit.trace(model.eval(), example_input(model.spec))
 
 
 def torchscript_bytes(module: torch.jit.ScriptModule) -> bytes:
@@ -72,15 +75,16 @@ def operators_yaml(module: torch.jit.ScriptModule) -> str:
 def onnx_bytes(model: MobileNetV2) -> bytes:
     """ONNX with the weights inline, input `image` (1, 3, R, R) and output `logits`."""
     try:
-        program = torch.onnx.export(
-            model.eval(),
-            (example_input(model.spec),),
-            dynamo=True,
-            opset_version=ONNX_OPSET,
-            input_names=["image"],
-            output_names=["logits"],
-            verbose=False,
-        )
+        with PROCESS_BUDGET.reserve(traced_bytes(model.spec)):
+            program = torch.onnx.export(
+                model.eval(),
+                (example_input(model.spec),),
+                dynamo=True,
+                opset_version=ONNX_OPSET,
+                input_names=["image"],
+                output_names=["logits"],
+                verbose=False,
+            )
     except ImportError as error:
         raise ExportError(
             f"ONNX export needs the onnx and onnxscript packages ({error}). Install them with "

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from mbv2 import cost
 from mbv2.errors import SpecError
 
 Padding = Literal["symmetric", "tf_same"]
@@ -307,10 +308,7 @@ def _size_problems(spec: ArchSpec) -> list[str]:
             f"{widest[1]} would have {widest[0]:,} channels; the limit is {MAX_LAYER_CHANNELS:,}. "
             "Lower c, t or the width multiplier."
         )
-    sides = spec.feature_sizes()
-    largest = sides[0] ** 2 * spec.stem_out
-    for plan, in_side in zip(spec.block_plans, sides):  # the expansion runs at the block's input size
-        largest = max(largest, in_side**2 * plan.hidden_channels)
+    largest = cost.largest_feature_map(spec)
     if largest > MAX_ACTIVATION_ELEMENTS:
         problems.append(
             f"The largest feature map would hold {largest:,} values ({largest * 4 / 2**30:.1f} GiB); "
@@ -323,7 +321,7 @@ def _size_problems(spec: ArchSpec) -> list[str]:
             f"The model would have about {params:,} parameters; the limit is {MAX_PARAMETERS:,}. "
             "Lower c, t, n or the width multiplier."
         )
-    return problems
+    return problems + cost.spec_problems(spec)
 
 
 def parameter_estimate(spec: ArchSpec) -> int:

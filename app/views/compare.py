@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -28,7 +27,7 @@ from mbv2.spec import ArchSpec
 
 CONFIGS_KEY = "compare_configs"  # name -> ArchSpec, in the order they were added
 LATENCY_KEY = "compare_latency"  # (ArchSpec, LatencySettings) -> LatencyResult, measured in this session
-EXPORT_KEY = "compare_export"  # the ArchSpec whose files were prepared for download
+EXPORT_KEY = "compare_export"  # (ArchSpec, its files) prepared for download in this session
 PRESETS = {config.name: config.spec for config in tf_slim_presets()}
 LATENCY_AXIS, PARAMS_AXIS = "Latency (ms)", "Parameters (M)"
 
@@ -203,7 +202,12 @@ def _measure(
         def show(done: int, total: int, number: int = number, name: str = name) -> None:
             bar.progress((number + done / total) / len(pending), text=f"Timing {name}: run {done} of {total}")
 
-        measured[(spec, settings)] = measure_spec(spec, settings, show)
+        try:
+            measured[(spec, settings)] = measure_spec(spec, settings, show)
+        except MBV2Error as error:  # e.g. a batch too large for this design's memory
+            bar.empty()
+            st.error(f"{name}: {error}")
+            return
     st.rerun()
 
 
@@ -291,16 +295,14 @@ def pareto_figure(summaries: list[ConfigSummary], axis: str) -> go.Figure:
     return figure
 
 
-@lru_cache(maxsize=4)
-def _traced_files(spec: ArchSpec) -> tuple[bytes, str]:
-    """TorchScript and its root operators, from one trace; kept for the whole server."""
-    script = traced(seeded_model(spec))
-    return torchscript_bytes(script), operators_yaml(script)
+def _export_files(spec: ArchSpec) -> tuple[bytes, str, bytes]:
+    """TorchScript, its root operators (from the same trace) and ONNX.
 
-
-@lru_cache(maxsize=4)
-def _onnx_file(spec: ArchSpec) -> bytes:
-    return onnx_bytes(seeded_model(spec))
+    Kept in the session that asked, one design at a time, so the memory goes when the session does.
+    """
+    model = seeded_model(spec)
+    script = traced(model)
+    return torchscript_bytes(script), operators_yaml(script), onnx_bytes(model)
 
 
 def _exports(configs: dict[str, ArchSpec]) -> None:
@@ -318,19 +320,18 @@ def _exports(configs: dict[str, ArchSpec]) -> None:
         "Spec (JSON)", spec.to_json(), f"{stem}.json", "application/json",
         key="compare_download_spec", on_click="ignore",
     )
-    if st.session_state.get(EXPORT_KEY) != spec:
+    prepared_spec, files = st.session_state.get(EXPORT_KEY, (None, None))
+    if prepared_spec != spec:
         if st.button("Prepare TorchScript, operators and ONNX", key="compare_prepare"):
             try:
                 with st.spinner(f"Tracing and exporting {name} (ONNX takes a few seconds)…"):
-                    _traced_files(spec)
-                    _onnx_file(spec)
+                    st.session_state[EXPORT_KEY] = (spec, _export_files(spec))
             except MBV2Error as error:
                 st.error(str(error))
                 return
-            st.session_state[EXPORT_KEY] = spec
             st.rerun()
         return
-    torchscript, operators = _traced_files(spec)
+    torchscript, operators, onnx = files
     script_column.download_button(
         "TorchScript (.pt)", torchscript, f"{stem}.pt", "application/octet-stream",
         key="compare_download_torchscript", on_click="ignore",
@@ -340,6 +341,6 @@ def _exports(configs: dict[str, ArchSpec]) -> None:
         key="compare_download_operators", on_click="ignore",
     )
     onnx_column.download_button(
-        "ONNX", _onnx_file(spec), f"{stem}.onnx", "application/octet-stream",
+        "ONNX", onnx, f"{stem}.onnx", "application/octet-stream",
         key="compare_download_onnx", on_click="ignore",
     )

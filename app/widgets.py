@@ -8,7 +8,7 @@ import streamlit as st
 from PIL import Image
 
 from mbv2.errors import ImageError
-from mbv2.images import SUPPORTED, open_image
+from mbv2.images import MAX_PIXELS, SUPPORTED, open_image
 from mbv2.weights import WeightSource
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_images"
@@ -73,7 +73,7 @@ def image_picker() -> tuple[str, Image.Image] | None:
 
 def upload_limits() -> str:
     """What the uploader takes; the size limit is the one Streamlit enforces, from .streamlit/config.toml."""
-    return f"{SUPPORTED}, up to {st.get_option('server.maxUploadSize')} MB"
+    return f"{SUPPORTED}, up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS // 10**6} megapixels"
 
 
 def weights_picker(sources: list[WeightSource], key: str = "weights") -> WeightSource:

@@ -97,7 +97,10 @@ def onnx_bytes(model: MobileNetV2) -> bytes:
 
 def write_all(model: MobileNetV2, directory: Path, stem: str = "mobilenet_v2") -> ExportFiles:
     """Write the four formats into `directory` (created if needed) and say where."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"Cannot make the folder {directory}: {error.strerror}. Choose a folder to write into.") from None
     files = ExportFiles(
         torchscript=directory / f"{stem}.pt",
         operators=directory / f"{stem}.yaml",
@@ -105,8 +108,15 @@ def write_all(model: MobileNetV2, directory: Path, stem: str = "mobilenet_v2") -
         spec=directory / f"{stem}.json",
     )
     script = traced(model)
-    files.torchscript.write_bytes(torchscript_bytes(script))
-    files.operators.write_text(operators_yaml(script))
-    files.onnx.write_bytes(onnx_bytes(model))
-    files.spec.write_text(model.spec.to_json())
+    contents = {
+        files.torchscript: torchscript_bytes(script),
+        files.operators: operators_yaml(script).encode(),
+        files.onnx: onnx_bytes(model),
+        files.spec: model.spec.to_json().encode(),
+    }
+    for path, data in contents.items():
+        try:
+            path.write_bytes(data)
+        except OSError as error:
+            raise ExportError(f"Cannot write {path}: {error.strerror}.") from None
     return files

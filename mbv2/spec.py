@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from mbv2 import cost
 from mbv2.errors import SpecError
+from mbv2.jsonfile import parse_json
 
 Padding = Literal["symmetric", "tf_same"]
 PADDINGS: tuple[str, ...] = ("symmetric", "tf_same")
@@ -155,7 +156,8 @@ class ArchSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError([f"Unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}."])
-        values = dict(data)
+        # A spec file written by hand or by a spreadsheet may say 224.0; the table accepts 6.0 too.
+        values = {name: _whole_float_as_int(value) if name in _INT_FIELDS else value for name, value in data.items()}
         if "blocks" in values:
             values["blocks"] = blocks_from_rows(values["blocks"])
         return cls(**values)
@@ -163,9 +165,9 @@ class ArchSpec:
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SpecError([f"Not valid JSON: {error}."]) from None
+            data = parse_json(text)
+        except ValueError as error:
+            raise SpecError([str(error)]) from None
         if not isinstance(data, dict):
             raise SpecError(["The JSON must be an object with fields such as blocks and width_mult."])
         return cls.from_dict(data)
@@ -177,6 +179,8 @@ def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
     Whole-valued floats (6.0) are accepted because spreadsheets and data editors produce them;
     anything else gets a message naming the row and the column.
     """
+    if not isinstance(rows, (list, tuple)):
+        raise SpecError([f"blocks must be a list of rows (t, c, n, s), got {rows!r}."])
     problems: list[str] = []
     blocks: list[Block] = []
     for number, row in enumerate(rows, start=1):
@@ -231,6 +235,13 @@ def _as_whole_number(cell: Any) -> int | None:
     if not math.isfinite(number) or number != int(number):
         return None
     return int(number)
+
+
+_INT_FIELDS = ("resolution", "stem_channels", "last_channels", "round_nearest", "num_classes")
+
+
+def _whole_float_as_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _is_int(value: Any) -> bool:

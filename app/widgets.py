@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -14,6 +15,14 @@ from mbv2.weights import WeightSource
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_images"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 IMAGE_KEY = "current_image"  # (name, bytes): survives switching views, unlike widget state
+# What Markdown would turn into emphasis, code, links, HTML, maths or a table inside one line.
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]<>#~$|])")
+
+
+def literal(text: str) -> str:
+    """`text` escaped so Streamlit's Markdown (captions, messages) shows it as typed: a file name
+    such as "**x**.png" or "[x](y).png" is a name, not formatting or a link."""
+    return _MARKDOWN_SYNTAX.sub(r"\\\1", text)
 
 
 def sample_images() -> dict[str, Path]:
@@ -40,7 +49,7 @@ def image_picker() -> tuple[str, Image.Image] | None:
     if origin == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload", help=upload_limits())
         if upload is not None:
-            chosen = (upload.name, upload.getvalue())
+            chosen = (literal(upload.name), upload.getvalue())
         awaited = "upload a file"
     elif origin == "Camera":
         shot = st.camera_input("Take a picture", key="camera")

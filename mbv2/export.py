@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from torch import nn
 
 from mbv2.budget import PROCESS_BUDGET
 from mbv2.cost import traced_bytes
@@ -45,15 +46,38 @@ def example_input(spec: ArchSpec) -> torch.Tensor:
     return torch.zeros(1, 3, spec.resolution, spec.resolution)
 
 
+class _TracedSize(nn.Module):
+    """A traced model that refuses inputs of another size than it was traced at.
+
+    A trace fixes every padding it computed ("SAME" padding depends on the input size), so an image
+    of another size would run with the wrong padding and give quietly wrong logits.
+    """
+
+    __constants__ = ["resolution"]  # TorchScript cannot read this module's string annotations
+
+    def __init__(self, traced: torch.jit.ScriptModule, resolution: int):
+        super().__init__()
+        self.traced = traced
+        self.resolution = resolution
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-2] != self.resolution or image.shape[-1] != self.resolution:
+            raise ValueError(
+                f"This model was traced at {self.resolution}x{self.resolution} pixels; resize the image to that."
+            )
+        return self.traced(image)
+
+
 def traced(model: MobileNetV2) -> torch.jit.ScriptModule:
-    """The model traced at its spec's resolution (TF "SAME" padding is fixed for that size)."""
+    """The model traced at its spec's resolution, refusing other sizes; any batch size works."""
     with warnings.catch_warnings():
         # torch.jit is deprecated in favour of torch.export, but the mobile runtime and
         # export_opnames still read TorchScript; TracerWarnings flag the padding sizes, constant by design.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         with PROCESS_BUDGET.reserve(traced_bytes(model.spec)):
-            return torch.jit.trace(model.eval(), example_input(model.spec))
+            trace = torch.jit.trace(model.eval(), example_input(model.spec))
+        return torch.jit.script(_TracedSize(trace, model.spec.resolution))
 
 
 def torchscript_bytes(module: torch.jit.ScriptModule) -> bytes:
@@ -73,7 +97,7 @@ def operators_yaml(module: torch.jit.ScriptModule) -> str:
 
 
 def onnx_bytes(model: MobileNetV2) -> bytes:
-    """ONNX with the weights inline, input `image` (1, 3, R, R) and output `logits`."""
+    """ONNX with the weights inline, input `image` (batch, 3, R, R) for any batch, and output `logits`."""
     try:
         with PROCESS_BUDGET.reserve(traced_bytes(model.spec)):
             program = torch.onnx.export(
@@ -83,6 +107,7 @@ def onnx_bytes(model: MobileNetV2) -> bytes:
                 opset_version=ONNX_OPSET,
                 input_names=["image"],
                 output_names=["logits"],
+                dynamic_shapes=({0: "batch"},),
                 verbose=False,
             )
     except ImportError as error:

@@ -292,3 +292,15 @@ def test_the_largest_accepted_image_decodes_within_its_reserved_memory(tmp_path,
     growth, width, height = map(int, finished.stdout.split())
     assert (width, height) == (MAX_SIDE, MAX_SIDE)
     assert growth <= MAX_PIXELS * DECODE_BYTES_PER_PIXEL, f"decoding took {growth / 2**20:.0f} MiB"
+
+
+def test_an_upload_name_is_shown_as_typed_not_as_markdown(at):
+    name = "**bold** [link](http://example.com) `x`.jpg"
+    escaped = r"\*\*bold\*\* \[link\](http://example.com) \`x\`.jpg"
+    upload(at, name, FOX.read_bytes())
+    assert classified_cleanly(at, "grey fox")
+    assert shown(at)[0] == f"{escaped}, 500×375"
+    upload(at, name, b"not a picture")
+    assert [error.value for error in at.error] == [f"{escaped} {NOT_AN_IMAGE}"]
+    upload(at, "fox.jpg", FOX.read_bytes())
+    assert classified_cleanly(at, "grey fox")

@@ -15,7 +15,7 @@ import zipfile
 import pytest
 import torch
 
-from conftest import SAMPLE_IMAGES, WEIGHTS_JSON, rss_bytes
+from conftest import SAMPLE_IMAGES, WEIGHTS_JSON, app_test, rss_bytes
 from mbv2.cli import main
 from mbv2.errors import WeightsError
 from mbv2.weights import MAX_WEIGHTS_BYTES, available_sources, load_state_dict, local_source
@@ -173,3 +173,34 @@ def test_a_file_above_the_size_limit_is_refused_unread(tmp_path):
     with pytest.raises(WeightsError, match=r"huge.pth is 512 MiB; the limit is 512 MiB \(a model of 100,000,000"):
         load_state_dict(local_source(huge))
     assert_good_weights_load()
+
+
+@pytest.fixture
+def weights_folder(tmp_path, tf_source, monkeypatch):
+    """A folder served as MBV2_WEIGHTS: weights with one NaN, a stray spec JSON and the good weights."""
+    import streamlit as st
+
+    state = load_state_dict(tf_source)
+    state["features.1.conv.0.0.weight"] = state["features.1.conv.0.0.weight"].clone()
+    state["features.1.conv.0.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "damaged.pth")
+    sidecar(tmp_path, "a_damaged.json", file="damaged.pth")
+    (tmp_path / "b_spec.json").write_text(json.dumps({"width_mult": 1.0}))
+    sidecar(tmp_path, "c_good.json")
+    st.cache_resource.clear()  # the app looks for weights once a minute, for every session
+    yield tmp_path
+    st.cache_resource.clear()
+
+
+def test_the_app_refuses_nan_weights_and_classifies_with_the_next(weights_folder, monkeypatch):
+    at = app_test(view="classify")
+    monkeypatch.setenv("MBV2_WEIGHTS", str(weights_folder))  # after app_test, which points it at the shared weights
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="weights").value == "local damaged.pth"
+    [error] = at.error
+    assert "damaged.pth holds NaN or infinite values in features.1.conv.0.0.weight" in error.value
+    assert not at.subheader  # no "tiger shark · nan%"
+    at.selectbox(key="weights").select(f"local {SHARED_PTH.name}").run()
+    assert not at.exception and not at.error
+    assert at.subheader[0].value.startswith("Egyptian cat · ")

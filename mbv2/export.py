@@ -125,7 +125,9 @@ def write_all(model: MobileNetV2, directory: Path, stem: str = "mobilenet_v2") -
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ExportError(f"Cannot make the folder {directory}: {error.strerror}. Choose a folder to write into.") from None
+        raise ExportError(
+            f"Cannot make the folder {directory}: {error.strerror}. Choose a folder to write into."
+        ) from None
     files = ExportFiles(
         torchscript=directory / f"{stem}.pt",
         operators=directory / f"{stem}.yaml",

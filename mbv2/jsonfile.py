@@ -34,7 +34,9 @@ def read_json_file(path: str | os.PathLike[str]) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"the file is not UTF-8 text (byte {error.start} cannot be read); save it as UTF-8 JSON.") from None
+        raise ValueError(
+            f"the file is not UTF-8 text (byte {error.start} cannot be read); save it as UTF-8 JSON."
+        ) from None
     return parse_json(text)
 
 

@@ -38,8 +38,9 @@ class LatencySettings:
 
     def __post_init__(self) -> None:
         for name, low in (("runs", 1), ("warmup", 0), ("batch_size", 1), ("threads", 1)):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
-                raise SettingsError(f"Latency {name} must be a whole number of at least {low}, got {getattr(self, name)!r}.")
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise SettingsError(f"Latency {name} must be a whole number of at least {low}, got {value!r}.")
 
 
 @dataclass(frozen=True)

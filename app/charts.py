@@ -7,6 +7,7 @@ from plotly.subplots import make_subplots
 
 from mbv2.analysis import LAYER_KINDS, Analysis, Convention, LayerRow
 from mbv2.classify import Prediction
+from mbv2.compare import pareto_front
 
 KIND_COLORS = {
     "stem": "#8b949e",
@@ -141,5 +142,60 @@ def top_k_figure(predictions: list[Prediction]) -> go.Figure:
     figure.update_layout(
         height=300, margin=dict(l=10, r=40, t=30, b=10), title=dict(text="Top-5 classes", font=dict(size=14)),
         xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+    )
+    return figure
+
+
+def accuracy_figure(
+    names: list[str], costs: list[float], scores: list[float], cost_title: str, score_title: str,
+    published: list[tuple[str, float, float]],
+) -> go.Figure:
+    """Measured accuracy against a cost, the ringed front (no other point is both cheaper and more
+    accurate), and published points as their own series (name, cost, top-1)."""
+    figure = go.Figure()
+    if published:
+        figure.add_trace(
+            go.Scatter(
+                x=[cost for _, cost, _ in published], y=[top1 for _, _, top1 in published], mode="markers",
+                marker=dict(symbol="diamond", size=9, color="#8b949e"), name="TF-slim published (trained)",
+                text=[name for name, _, _ in published],
+                hovertemplate="%{text}<br>%{x}M MACs, top-1 %{y}%<extra>TF-slim README</extra>",
+            )
+        )
+    front = pareto_front([(cost, -score) for cost, score in zip(costs, scores)])
+    figure.add_trace(
+        go.Scatter(
+            x=[costs[index] for index in front], y=[scores[index] for index in front], mode="lines+markers",
+            line=dict(dash="dash", color="#1f6feb", width=1.5),
+            marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#1f6feb", width=1.5)),
+            name="Pareto front (ringed)", hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=costs, y=scores, mode="markers+text", marker=dict(size=11, color="#1f6feb"), text=names,
+            textposition="middle right", cliponaxis=False, name="Your configurations (inherited weights, no training)",
+            hovertemplate="%{text}<br>%{x:.1f}<br>%{y:.1f}%<extra></extra>",
+        )
+    )
+    figure.update_xaxes(title_text=cost_title, rangemode="tozero")
+    figure.update_yaxes(title_text=score_title, range=[0, 100])
+    figure.update_layout(
+        height=480, margin=dict(l=10, r=150, t=30, b=10),  # room for the rightmost point's name legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)
+    )
+    return figure
+
+
+def block_importance_figure(labels: list[str], drops: list[float], metric: str) -> go.Figure:
+    """One bar per residual block: how many points the network loses when that block alone is removed."""
+    figure = go.Figure(
+        go.Bar(
+            x=labels, y=drops, marker_color="#bf3989", text=[f"{drop:.1f}" for drop in drops], textposition="outside",
+            cliponaxis=False, hovertemplate="without %{x}: %{y:.1f} points<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=360, margin=dict(l=10, r=10, t=30, b=10),
+        yaxis=dict(title=f"{metric} lost (points)", rangemode="tozero"), xaxis=dict(title="residual block removed"),
     )
     return figure

@@ -6,6 +6,7 @@ shares one model per configuration and an edit back to a seen configuration is i
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from torch import nn
 
 from mbv2.analysis import Analysis, analyse
 from mbv2.classify import pretrained_model
-from mbv2.errors import SpecError
+from mbv2.errors import MBV2Error, SpecError
+from mbv2.evaluate import Evaluator, calibration_batches, calibration_set, image_set
+from mbv2.fast import fast_model
+from mbv2.inherit import Calibration, Inherited, calibrate, inherit
 from mbv2.spec import ArchSpec, Block, blocks_from_rows
 from mbv2.weights import WeightSource, available_sources
 
@@ -47,25 +51,34 @@ def current_view() -> str:
 SPEC_KEY = "spec"
 
 
+def default_spec() -> ArchSpec:
+    """The architecture of the first weights usable here (the paper's, with their padding), so a fresh
+    session classifies with the network it shows."""
+    try:
+        return next((source.spec for source in weight_sources() if source.is_available_offline()), ArchSpec())
+    except MBV2Error:  # a broken MBV2_WEIGHTS: the views say so; the architecture still works
+        return ArchSpec()
+
+
 def current_spec() -> ArchSpec:
-    """The last valid architecture the user built: from the link at first, else the paper's."""
+    """The last valid architecture the user built: from the link at first, else the default's."""
     if SPEC_KEY not in st.session_state:
         try:
             spec = spec_from_query(st.query_params)
         except SpecError as error:
             problems = "\n".join(f"- {problem}" for problem in error.problems)
             st.warning(f"The architecture in this link cannot be built, so the paper's is shown instead:\n{problems}")
-            spec = ArchSpec()
+            spec = default_spec()
         set_spec(spec)
     return st.session_state[SPEC_KEY]
 
 
 def set_spec(spec: ArchSpec) -> None:
-    """Remember `spec` and put it in the URL (left out when it is the paper's, to keep links short)."""
+    """Remember `spec` and put it in the URL (left out when it is the default, to keep links short)."""
     st.session_state[SPEC_KEY] = spec
-    is_paper = spec == ArchSpec()
+    is_default = spec == default_spec()
     for name, value in spec_to_query(spec).items():
-        if is_paper:
+        if is_default:
             st.query_params.pop(name, None)
         else:
             st.query_params[name] = value
@@ -82,7 +95,7 @@ def spec_to_query(spec: ArchSpec) -> dict[str, str]:
 
 
 def spec_from_query(params: Mapping[str, str]) -> ArchSpec:
-    """The inverse of `spec_to_query`; missing parameters keep the paper's values.
+    """The inverse of `spec_to_query`; missing parameters keep the default architecture's values.
 
     Links get edited by hand, so each unreadable parameter gets its own message, all at once.
     """
@@ -104,7 +117,7 @@ def spec_from_query(params: Mapping[str, str]) -> ArchSpec:
         raise SpecError(problems)
     if "pad" in params:
         changes["padding"] = params["pad"]
-    return ArchSpec().replace(**changes)
+    return default_spec().replace(**changes)
 
 
 def _blocks_from_link(text: str) -> tuple[Block, ...]:
@@ -140,6 +153,31 @@ def pretrained(source_name: str) -> nn.Module:
 def fast_pretrained(source_name: str) -> nn.Module:
     """The same weights with BatchNorm folded in, for classifying only (see `mbv2.fast`)."""
     return pretrained_model(source_by_name(source_name), fast=True)
+
+
+@st.cache_resource(show_spinner="Measuring which channels matter on the calibration images…", max_entries=4)
+def calibration(source_name: str) -> Calibration:
+    """Input statistics of the pretrained network's layers, for slicing channels (see `mbv2.inherit`)."""
+    source = source_by_name(source_name)
+    batches = calibration_batches(calibration_set(), source.preprocessing)
+    return calibrate(copy.deepcopy(pretrained(source_name)), batches)  # a copy: its hooks must not reach others
+
+
+@st.cache_resource(show_spinner="Inheriting the pretrained weights…", max_entries=8)
+def inherited(spec: ArchSpec, source_name: str) -> Inherited:
+    """The edited architecture with the pretrained weights copied, grown or sliced; shared by all sessions."""
+    return inherit(pretrained(source_name), spec, calibration(source_name))
+
+
+@st.cache_resource(show_spinner="Preparing the fast inference path…", max_entries=8)
+def fast_inherited(spec: ArchSpec, source_name: str) -> nn.Module:
+    return fast_model(inherited(spec, source_name).model)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def evaluator(source_name: str, folder: str, limit: int) -> Evaluator:
+    """One per weights and image set, shared: its predictions are cached on disk as well."""
+    return Evaluator(source_by_name(source_name), image_set(folder, limit), model=pretrained(source_name))
 
 
 def source_by_name(name: str) -> WeightSource:

@@ -10,6 +10,8 @@ from PIL import Image
 
 from mbv2.errors import ImageError
 from mbv2.images import MAX_PIXELS, SUPPORTED, open_image
+from mbv2.inherit import InheritanceReport
+from mbv2.spec import ArchSpec, spec_differences
 from mbv2.weights import WeightSource
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_images"
@@ -108,3 +110,13 @@ def weights_picker(sources: list[WeightSource], key: str = "weights") -> WeightS
         f"**Provenance:** {source.provenance}"
     )
     return source
+
+
+def network_note(spec: ArchSpec, source: WeightSource, report: InheritanceReport) -> str:
+    """Which network runs: the weights' own, or the edited one with inherited weights, and how they fit."""
+    if spec == source.spec:
+        return f"Network: the weights' own architecture ({source.name})."
+    return (
+        f"Network: your edited architecture ({'; '.join(spec_differences(spec, source.spec))}) with weights "
+        f"inherited from {source.name}, no training. {report.summary()}"
+    )

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
-from torch import nn
 
 from mbv2.fast import FastModel, fast_model
 from mbv2.model import MobileNetV2, build_model
@@ -40,7 +39,10 @@ def top_k(logits: torch.Tensor, labels: tuple[str, ...], k: int = 5) -> list[Pre
 
 
 @torch.inference_mode()
-def classify(model: nn.Module, source: WeightSource, image: Image.Image, k: int = 5) -> list[Prediction]:
-    """Top-k predictions for an RGB image (see `mbv2.images.open_image` for any upload)."""
-    batch = source.preprocessing(image).unsqueeze(0)
+def classify(model: MobileNetV2 | FastModel, source: WeightSource, image: Image.Image, k: int = 5) -> list[Prediction]:
+    """Top-k predictions for an RGB image (see `mbv2.images.open_image` for any upload).
+
+    The source's preprocessing, at the model's own resolution: an edited network may take other sizes.
+    """
+    batch = source.preprocessing.at_resolution(model.spec.resolution)(image).unsqueeze(0)
     return top_k(model(batch)[0], source.labels, k)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -12,10 +13,21 @@ from tqdm import tqdm
 from mbv2.analysis import CONVENTIONS
 from mbv2.classify import classify, pretrained_model
 from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
-from mbv2.errors import MBV2Error, SettingsError, SpecError, WeightsUnavailableError
+from mbv2.errors import EvaluationError, MBV2Error, SettingsError, SpecError, WeightsUnavailableError
+from mbv2.evaluate import (
+    CALIBRATION_ENV,
+    CALIBRATION_LIMIT,
+    IMAGENET_ENV,
+    Evaluator,
+    block_importance,
+    calibration_set,
+    default_image_folder,
+    image_set,
+)
 from mbv2.export import seeded_model, write_all
 from mbv2.fast import fast_model
 from mbv2.images import open_image
+from mbv2.inherit import CORRECTIONS
 from mbv2.jsonfile import read_json_file
 from mbv2.latency import LatencySettings, measure_spec
 from mbv2.spec import ArchSpec
@@ -23,10 +35,10 @@ from mbv2.sweep import FORMATS, check_writable, grid, sweep, write
 from mbv2.weights import WEIGHTS_ENV, WeightSource, available_sources, local_source, sources_in_folder
 
 
-def _spec_file(path: str | None) -> ArchSpec:
-    """The architecture in a JSON file, or the paper's when there is none."""
+def _spec_file(path: str | None, default: ArchSpec = ArchSpec()) -> ArchSpec:
+    """The architecture in a JSON file, or `default` (the paper's) when there is none."""
     if path is None:
-        return ArchSpec()
+        return default
     try:
         data = read_json_file(path)
     except OSError as error:
@@ -38,9 +50,9 @@ def _spec_file(path: str | None) -> ArchSpec:
     return ArchSpec.from_dict(data)
 
 
-def _spec(args: argparse.Namespace) -> ArchSpec:
-    """--spec FILE (or the paper's default), with --width and --resolution applied on top."""
-    spec = _spec_file(args.spec)
+def _spec(args: argparse.Namespace, default: ArchSpec = ArchSpec()) -> ArchSpec:
+    """--spec FILE (or `default`), with --width and --resolution applied on top."""
+    spec = _spec_file(args.spec, default)
     changes = {"width_mult": args.width, "resolution": args.resolution}
     return spec.replace(**{name: value for name, value in changes.items() if value is not None})
 
@@ -66,14 +78,14 @@ def _weight_source(path: str | None) -> WeightSource:
 
 def _progress_bar(description: str):
     """A tqdm bar on stderr behind the library's (done, total) progress callback."""
-    bars: list[tqdm] = []  # made at the first call, when the total is known
+    bars: list[tqdm] = []  # made when a count starts, when the total is known
 
     def update(done: int, total: int) -> None:
         if not bars:
             bars.append(tqdm(desc=description, total=total, file=sys.stderr, leave=False))
         bars[0].update(done - bars[0].n)
         if done == total:
-            bars[0].close()
+            bars.pop().close()  # a later count (the next phase of the same job) gets a fresh bar
 
     return update
 
@@ -123,6 +135,38 @@ def _classify(args: argparse.Namespace) -> int:
         for rank, prediction in enumerate(predictions, start=1):
             print(f"  {rank}. {prediction.label:<40} {prediction.probability:7.2%}")
     return 2 if failures else 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    source = _weight_source(args.weights)
+    spec = _spec(args, default=source.spec)  # without --spec: the weights' own architecture
+    folder = args.images or default_image_folder()
+    if folder is None:
+        raise EvaluationError(f"Name a folder of images with --images DIR, or set {IMAGENET_ENV} to your ImageNet val.")
+    evaluator = Evaluator(source, image_set(folder, args.limit), calibration_set(args.calibration))
+    progress = _progress_bar("evaluating")
+    inheritance = None if spec == source.spec else evaluator.inherited(spec, correction=args.correction).report
+    if args.block_importance:
+        full, blocks = block_importance(evaluator, progress)
+        results = {"full": full.to_dict(), "without": {block.label: block.evaluation.to_dict() for block in blocks}}
+        if args.json:
+            print(json.dumps(results))
+            return 0
+        metric = "top1" if full.top1 is not None else "agreement"
+        print(f"{source.name} on {evaluator.images.describe()}: {full.describe()}")
+        for block in blocks:
+            value = getattr(block.evaluation, metric)
+            print(f"  without {block.label:<16} {metric} {value:5.1f}%  ({value - getattr(full, metric):+.1f})")
+        return 0
+    evaluation = evaluator.evaluate(spec, correction=args.correction, progress=progress)
+    if args.json:
+        print(json.dumps({**evaluation.to_dict(), "inheritance": inheritance.summary() if inheritance else None}))
+        return 0
+    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)} with {source.name}")
+    if inheritance is not None:
+        print(f"  inherited weights, no training: {inheritance.summary()}")
+    print(f"  {evaluation.describe()}")
+    return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -238,6 +282,32 @@ def _build_parser() -> argparse.ArgumentParser:
         help="torch.compile the model first: up to ~25 s once, then ~40%% faster per image (for many images)",
     )
     classify_command.set_defaults(run=_classify)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        parents=[spec_options],
+        help="top-1 / top-5 on labelled images and agreement with the original, with inherited weights",
+        description="Without --spec, --width or --resolution: the weights' own architecture. Any other "
+        "architecture gets the pretrained weights copied, grown or sliced (mbv2.inherit), with no training.",
+    )
+    evaluate.add_argument("--weights", help=weights_help)
+    evaluate.add_argument(
+        "--images",
+        help=f"a folder of <synset>_*.JPEG files or of <synset>/ subfolders (default: ${IMAGENET_ENV}); "
+        "unlabelled images give the agreement only",
+    )
+    evaluate.add_argument("--limit", type=_positive_int, help="use this many images, spread over the folder")
+    evaluate.add_argument(
+        "--calibration",
+        help=f"unlabelled images that rank channels when slicing, {CALIBRATION_LIMIT} at most "
+        f"(default: ${CALIBRATION_ENV}, else the sample images)",
+    )
+    evaluate.add_argument("--correction", choices=list(CORRECTIONS), default="regression",
+                          help="how sliced channels are made up for (default: regression)")
+    evaluate.add_argument("--block-importance", action="store_true",
+                          help="also evaluate the weights' own network with each residual block removed in turn")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    evaluate.set_defaults(run=_evaluate)
 
     sweep_command = commands.add_parser(
         "sweep", parents=[spec_file], help="counts over a grid of width x resolution x t, in parallel processes"

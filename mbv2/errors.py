@@ -39,3 +39,11 @@ class ImageError(MBV2Error, ValueError):
 
 class ExportError(MBV2Error):
     """A model that could not be written as TorchScript or ONNX; the message says what to install or change."""
+
+
+class InheritanceError(MBV2Error, ValueError):
+    """Pretrained weights that cannot be mapped onto an architecture as asked."""
+
+
+class EvaluationError(MBV2Error, ValueError):
+    """A folder of images that cannot be evaluated on; the message says what to point at instead."""

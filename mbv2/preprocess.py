@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image
@@ -36,6 +36,13 @@ class Preprocessing:
         else:
             geometry = f"keep central {self.central_crop_fraction:.1%}, resize to {self.crop_size}"
         return f"{geometry}; normalise with mean {list(self.mean)}, std {list(self.std)}"
+
+    def at_resolution(self, resolution: int) -> Preprocessing:
+        """The same recipe for a network fed `resolution` pixels: the crop, and any resize, scale with it."""
+        if resolution == self.crop_size:
+            return self
+        resize = None if self.resize_size is None else round(self.resize_size * resolution / self.crop_size)
+        return replace(self, crop_size=resolution, resize_size=resize)
 
     def crop(self, image: Image.Image) -> Image.Image:
         """The RGB image exactly as the model sees it, before normalisation."""

@@ -374,3 +374,22 @@ def shape_notes(spec: ArchSpec) -> list[str]:
         f"So the last feature map is {sides[-1]}×{sides[-1]}, not {spec.resolution} ÷ {factor:,} = "
         f"{spec.resolution / factor:g}; the network still works.",
     ]
+
+
+def spec_differences(edited: ArchSpec, trained: ArchSpec) -> list[str]:
+    """What a student changed, in words: "width 0.5 instead of 1.0", "table rows 2, 7"."""
+    differences = []
+    if edited.blocks != trained.blocks:
+        changed = [
+            str(number)
+            for number in range(1, max(len(edited.blocks), len(trained.blocks)) + 1)
+            if edited.blocks[number - 1 : number] != trained.blocks[number - 1 : number]
+        ]
+        differences.append(f"table row{'s' * (len(changed) > 1)} {', '.join(changed)}")
+    labels = {"width_mult": "width", "resolution": "resolution", "padding": "padding"}
+    for field, label in labels.items():
+        if getattr(edited, field) != getattr(trained, field):
+            differences.append(f"{label} {getattr(edited, field)} instead of {getattr(trained, field)}")
+    if not differences and edited != trained:
+        differences.append("stem, head or class count")
+    return differences

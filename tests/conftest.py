@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MBV2_SHARED", ROOT.parent / "shared"))
 WEIGHTS_JSON = SHARED / "weights" / "mobilenet_v2_1.0_224_tf2_ptq.json"
 DEV_IMAGES = SHARED / "imagenet-dev"
+EVAL_IMAGES = SHARED / "imagenet-eval"
 SAMPLE_IMAGES = ROOT / "sample_images"
 
 
@@ -52,6 +53,12 @@ def tf_model(tf_source):
     return pretrained_model(tf_source)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_prediction_cache(tmp_path_factory):
+    """Evaluations are cached on disk; the tests measure afresh, in a cache of their own."""
+    os.environ["MBV2_CACHE"] = str(tmp_path_factory.mktemp("mbv2-cache"))
+
+
 PYTEST_MAIN = sys.modules["__main__"]  # taken at import, before any AppTest has run
 
 
@@ -71,11 +78,18 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+# The app as the tests run it: the shared weights, 64 of the eval images to rank channels when slicing,
+# and the 50 dev images (disjoint from those) to measure accuracy on.
+APP_ENVIRONMENT = {
+    "MBV2_WEIGHTS": str(WEIGHTS_JSON), "MBV2_CALIBRATION": str(EVAL_IMAGES), "MBV2_IMAGENET": str(DEV_IMAGES),
+}
+
+
 def app_test(**query):
     """An AppTest of the whole app with the shared weights selected, as a user with a link."""
     from streamlit.testing.v1 import AppTest
 
-    os.environ["MBV2_WEIGHTS"] = str(WEIGHTS_JSON)
+    os.environ.update(APP_ENVIRONMENT)
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.query_params.update(query)
     return at
@@ -120,7 +134,7 @@ def app_server():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "MBV2_WEIGHTS": str(WEIGHTS_JSON)}
+    env = {**os.environ, **APP_ENVIRONMENT}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless=true",
          f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],

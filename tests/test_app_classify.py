@@ -15,21 +15,35 @@ def upload(at, path):
 
 def test_an_uploaded_photo_gets_its_label_with_the_weights_preprocessing():
     at = upload(app_test(view="classify").run(), ZEBRA)
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error and not at.info  # a first visit matches the weights: no warning
     assert at.subheader[0].value.startswith("zebra · ")
     assert at.selectbox(key="weights").value == "local mobilenet_v2_1.0_224_tf2_ptq.pth"
     captions = " ".join(caption.value for caption in at.caption)
     assert "keep central 87.5%, resize to 224" in captions  # the TF weights' crop, read from their sidecar
-    # The paper's default uses symmetric padding; these weights were trained with TensorFlow's.
-    assert "padding symmetric instead of tf_same" in at.info[0].value
+    assert "Your architecture is the weights' own" in captions
 
 
-def test_an_edited_architecture_is_named_and_the_weights_architecture_is_used():
-    at = upload(app_test(view="classify", width="0.5", res="160", pad="tf_same").run(), ZEBRA)
-    note = at.info[0].value
-    assert "width 0.5 instead of 1.0" in note and "resolution 160 instead of 224" in note
-    assert "padding" not in note
-    assert at.subheader[0].value.startswith("zebra · ")
+def test_an_edited_architecture_classifies_with_inherited_weights_beside_the_original():
+    at = upload(app_test(view="classify", width="0.75").run(), ZEBRA)
+    assert not at.exception and not at.error
+    titles = [markdown.value for markdown in at.markdown]
+    assert "**Your architecture, 0.75/224 (inherited weights)**" in titles
+    assert "**Original, 1.0/224 (as trained)**" in titles
+    yours, original = (subheader.value for subheader in at.subheader)
+    assert yours.startswith("zebra · ") and original.startswith("zebra · ") and yours != original
+    note = " ".join(caption.value for caption in at.caption)
+    assert "width 0.75 instead of 1.0" in note and "sliced" in note and "no training" in note
+    layers = at.dataframe[0].value
+    assert set(layers["what happened"]) == {"copied", "sliced"} and len(layers) == 53
+
+
+def test_grown_architecture_gives_the_original_probabilities():
+    grown = "1-16-1-1,8-24-2-2,8-32-3-2,8-64-5-2,8-96-3-1,8-160-3-2,8-320-1-1"  # t = 8, one more block in row 4
+    at = upload(app_test(view="classify", blocks=grown).run(), ZEBRA)
+    assert not at.exception and not at.error
+    yours, original = (subheader.value for subheader in at.subheader)
+    assert yours == original  # growth keeps the logits
+    assert "the logits are the original's" in " ".join(caption.value for caption in at.caption)
 
 
 def test_weights_that_cannot_be_downloaded_say_how_to_get_them(monkeypatch):

@@ -69,6 +69,28 @@ def test_exports_are_prepared_then_offered_for_download(at):
     assert not at.exception and not at.error
 
 
+def test_accuracy_is_measured_with_inherited_weights_and_plotted_against_cost():
+    at = app_test(view="compare").run()
+    at.multiselect(key="compare_presets").select("MobileNetV2 0.75/224").run()
+    at.button(key="compare_add_presets").click().run()
+    assert at.button(key="compare_score").label == "Measure top-1 (2 to go)"
+    at.button(key="compare_score").click().run()
+    assert not at.exception and not at.error
+    top1 = dict(zip(_names(at), at.dataframe[0].value["Top-1 (%)"]))
+    assert top1["MobileNetV2 1.0/224"] == pytest.approx(84.0)  # 42 of the 50 dev images, as trained
+    assert 0 <= top1["MobileNetV2 0.75/224"] < top1["MobileNetV2 1.0/224"]  # sliced, not trained
+    figure = at.get("plotly_chart")[0].proto.spec
+    assert "TF-slim published (trained)" in figure and "Your configurations (inherited weights, no training)" in figure
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "measured with inherited weights, no training, on 50 images from" in captions
+    assert "score top-1 84.0%" in captions  # the weights in use, measured once
+
+    at.button(key="compare_importance").click().run()
+    assert not at.exception and not at.error
+    bars = at.get("plotly_chart")[-1].proto.spec
+    assert "row 4, block 2" in bars and "residual block removed" in bars
+
+
 def test_a_batch_too_large_for_the_design_is_explained_and_a_smaller_one_is_measured():
     at = app_test(view="compare", width="0.35", res="1024").run()
     at.number_input(key="compare_runs").set_value(1).run()

@@ -27,7 +27,7 @@ def test_compare_presets_latency_and_pareto_plot(page, app_url):
     expect(rows.nth(2)).to_contain_text("MobileNetV2 0.35/96")
     screenshot(page, "compare-table")
 
-    page.get_by_role("radio", name="Latency (ms)").click()
+    page.get_by_role("radio", name="Latency vs multiply-adds").click()
     wait_for_app(page)
     plot = page.locator(".js-plotly-plot")
     expect(plot).to_have_count(1)  # the plot drawn for the previous axis is gone once the rerun settles

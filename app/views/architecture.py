@@ -92,7 +92,7 @@ def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
     )
     convention = st.radio("Count multiply-adds as", list(CONVENTIONS), format_func=CONVENTIONS.get, key=CONVENTION_KEY)
     st.button("Reset to the paper's Table 2", icon=":material/restart_alt:", on_click=_reset,
-              help="The paper's MobileNetV2: Table 2, width 1.0, resolution 224, symmetric padding.")
+              help="The paper's MobileNetV2: Table 2, width 1.0, resolution 224, with the padding of the weights at hand.")
     return width, int(resolution), padding, convention
 
 
@@ -144,7 +144,7 @@ def _move_row(offset: int) -> None:
 
 
 def _reset() -> None:
-    paper = ArchSpec()
+    paper = state.default_spec()
     _replace_table(_rows_of(paper))
     st.session_state[WIDTH_KEY] = float(paper.width_mult)
     st.session_state[RESOLUTION_KEY] = paper.resolution

@@ -1,37 +1,40 @@
-"""Classify: a photo through pretrained MobileNetV2, shown as the model sees it, with its top-5."""
+"""Classify: a photo through your architecture (with inherited weights) and through the original."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 from PIL import Image
 
 import charts
 import state
 from mbv2.classify import Prediction, classify
+from mbv2.compare import label
 from mbv2.errors import MBV2Error
+from mbv2.inherit import OUTCOME_MEANINGS, InheritanceReport
 from mbv2.spec import ArchSpec
 from mbv2.weights import WeightSource
-from widgets import image_picker, weights_picker
+from widgets import image_picker, network_note, weights_picker
 
 
 def render() -> None:
     st.header("Classify")
     st.markdown(
-        "Give MobileNetV2 a photo and see what it thinks it is. Pretrained weights only work with the "
-        "architecture, padding and preprocessing they were trained with, so those come with the weights."
+        "Give MobileNetV2 a photo and see what it thinks it is. The network is the architecture you edited, "
+        "with the pretrained weights carried over (copied, grown or sliced, no training); where it differs from "
+        "the weights' own architecture, the original network answers beside it."
     )
     try:
         sources = state.weight_sources()
     except MBV2Error as error:  # e.g. MBV2_WEIGHTS names a broken file
         st.error(str(error))
         return
-    image_column, seen_column, result_column = st.columns([1, 1, 1.6], gap="medium")
+    spec = state.current_spec()
+    image_column, seen_column, result_column = st.columns([1, 1, 2], gap="medium")
     # The weights are chosen below the results, which matter more, but before they are computed.
-    picker_column, note_column = st.container(border=True).columns([2, 1], gap="medium")
+    picker_column, note_column = st.container(border=True).columns([1, 1], gap="medium")
     with picker_column:
         source = weights_picker(sources)
-    with note_column:
-        _architecture_note(state.current_spec(), source.spec)
     with image_column:
         picked = image_picker()
     if picked is None:
@@ -39,50 +42,66 @@ def render() -> None:
         return
     name, image = picked
     image_column.image(image, caption=f"{name}, {image.width}×{image.height}", width="stretch")
-    seen = source.preprocessing.crop(image)
+    seen = source.preprocessing.at_resolution(spec.resolution).crop(image)
     seen_column.image(
         seen, caption=f"What the model sees: {seen.width}×{seen.height} after the weights' crop", width="stretch"
     )
+    edited = spec != source.spec
+    try:
+        with st.spinner(f"Classifying {name}…"):
+            predictions = predict(spec, source, image)
+            original = predict(source.spec, source, image) if edited else None
+            report = state.inherited(spec, source.name).report if edited else None
+    except MBV2Error as error:
+        result_column.error(str(error))
+        return
     with result_column:
-        try:
-            with st.spinner(f"Classifying {name} with {source.name}…"):
-                predictions = predict(source, image)
-        except MBV2Error as error:
-            st.error(str(error))
-            return
-        best = predictions[0]
-        st.subheader(f"{best.label} · {best.probability:.1%}")
-        st.plotly_chart(charts.top_k_figure(predictions))
+        if original is None:
+            _top5(predictions, "")
+        else:
+            yours, theirs = st.columns(2, gap="medium")
+            with yours:
+                _top5(predictions, f"Your architecture, {label(spec.width_mult, spec.resolution)} (inherited weights)")
+            with theirs:
+                _top5(original, f"Original, {label(source.spec.width_mult, source.spec.resolution)} (as trained)")
+    with note_column:
+        if report is None:
+            st.caption("Your architecture is the weights' own, so the network runs exactly as trained.")
+        else:
+            _inheritance(spec, source, report)
 
 
-def predict(source: WeightSource, image: Image.Image) -> list[Prediction]:
+def _top5(predictions: list[Prediction], title: str) -> None:
+    if title:
+        st.markdown(f"**{title}**")
+    best = predictions[0]
+    st.subheader(f"{best.label} · {best.probability:.1%}")
+    st.plotly_chart(charts.top_k_figure(predictions), key=f"top5-{title}")
+
+
+def predict(spec: ArchSpec, source: WeightSource, image: Image.Image) -> list[Prediction]:
     """Classification uses the fast path: same logits as the eager model, about half the time."""
-    return classify(state.fast_pretrained(source.name), source, image, k=5)
+    model = state.fast_pretrained(source.name) if spec == source.spec else state.fast_inherited(spec, source.name)
+    return classify(model, source, image, k=5)
 
 
-def _architecture_note(edited: ArchSpec, trained: ArchSpec) -> None:
-    differences = spec_differences(edited, trained)
-    if differences:
-        st.info(
-            "Your architecture differs from the one these weights were trained with "
-            f"({'; '.join(differences)}), so images are classified with the weights' own architecture."
+def _inheritance(spec: ArchSpec, source: WeightSource, report: InheritanceReport) -> None:
+    st.caption(network_note(spec, source, report))
+    with st.expander("What was inherited, layer by layer"):
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "layer": layer.role,
+                    "what happened": layer.outcome,
+                    "detail": layer.detail,
+                    "module": layer.name,
+                }
+                for layer in report.layers
+            ),
+            hide_index=True,
+            column_config={"what happened": st.column_config.TextColumn(help=_outcome_help())},
         )
 
 
-def spec_differences(edited: ArchSpec, trained: ArchSpec) -> list[str]:
-    """What a student changed, in words: "width 0.5 instead of 1.0", "rows 2, 7 of the table"."""
-    differences = []
-    if edited.blocks != trained.blocks:
-        changed = [
-            str(number)
-            for number in range(1, max(len(edited.blocks), len(trained.blocks)) + 1)
-            if edited.blocks[number - 1 : number] != trained.blocks[number - 1 : number]
-        ]
-        differences.append(f"table row{'s' * (len(changed) > 1)} {', '.join(changed)}")
-    labels = {"width_mult": "width", "resolution": "resolution", "padding": "padding"}
-    for field, label in labels.items():
-        if getattr(edited, field) != getattr(trained, field):
-            differences.append(f"{label} {getattr(edited, field)} instead of {getattr(trained, field)}")
-    if not differences and edited != trained:
-        differences.append("stem, head or class count")
-    return differences
+def _outcome_help() -> str:
+    return " · ".join(f"{outcome}: {meaning}" for outcome, meaning in OUTCOME_MEANINGS.items())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+import charts
 import state
 from mbv2.compare import (
     TF_SLIM_REFERENCES,
@@ -21,6 +23,7 @@ from mbv2.compare import (
     tf_slim_presets,
 )
 from mbv2.errors import MBV2Error
+from mbv2.evaluate import IMAGENET_ENV, BlockImportance, Evaluation, block_importance, default_image_folder
 from mbv2.export import onnx_bytes, operators_yaml, seeded_model, torchscript_bytes, traced
 from mbv2.latency import LatencyResult, LatencySettings, measure_spec
 from mbv2.spec import ArchSpec
@@ -29,7 +32,18 @@ CONFIGS_KEY = "compare_configs"  # name -> ArchSpec, in the order they were adde
 LATENCY_KEY = "compare_latency"  # (ArchSpec, LatencySettings) -> LatencyResult, measured in this session
 EXPORT_KEY = "compare_export"  # (ArchSpec, its files) prepared for download in this session
 PRESETS = {config.name: config.spec for config in tf_slim_presets()}
+ACCURACY_KEY = "compare_accuracy"  # (ArchSpec, AccuracySettings) -> Evaluation, measured in this session
+IMPORTANCE_KEY = "compare_importance_results"  # AccuracySettings -> (full network's Evaluation, per-block results)
+TOP1_MADDS_AXIS, TOP1_LATENCY_AXIS = "Top-1 vs multiply-adds", "Top-1 vs latency"
 LATENCY_AXIS, PARAMS_AXIS = "Latency (ms)", "Parameters (M)"
+DEFAULT_ACCURACY_IMAGES = 250
+
+
+@dataclass(frozen=True)
+class AccuracySettings:
+    weights: str  # a weight source's name
+    folder: str
+    limit: int
 
 
 def render() -> None:
@@ -48,6 +62,10 @@ def render() -> None:
     table_slot = st.container()  # drawn once the latency settings below are known
     measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult] = st.session_state.setdefault(LATENCY_KEY, {})
     settings, pending = _latency_controls(configs, measured)
+    scored: dict[tuple[ArchSpec, AccuracySettings], Evaluation] = st.session_state.setdefault(ACCURACY_KEY, {})
+    accuracy_settings, unscored = _accuracy_controls(configs, scored)
+    accuracies = {name: scored[spec, accuracy_settings] for name, spec in configs.items()
+                  if (spec, accuracy_settings) in scored}
     try:
         with table_slot, st.spinner("Counting parameters, multiply-adds and activation memory…"):
             summaries = [
@@ -57,7 +75,7 @@ def render() -> None:
         st.error(str(error))
         return
     with table_slot:
-        st.dataframe(_table(summaries), hide_index=True, width="stretch", column_config=COLUMN_FORMATS)
+        st.dataframe(_table(summaries, accuracies), hide_index=True, width="stretch", column_config=COLUMN_FORMATS)
         st.caption(
             "Peak activations: the largest total of feature maps alive at once when the layers run one after "
             "another (float32, batch 1, BatchNorm folded, a residual block's input kept until its add). "
@@ -66,7 +84,11 @@ def render() -> None:
         )
     if pending:
         _measure(pending, settings, measured)
-    _pareto(summaries)
+    if unscored:
+        _score(unscored, accuracy_settings, scored)
+    _pareto(summaries, accuracies, accuracy_settings)
+    if accuracy_settings is not None:
+        _block_importance(accuracy_settings)
     _exports(configs)
 
 
@@ -76,7 +98,7 @@ def _spec_label(spec: ArchSpec) -> str:
 
 def _named_current(spec: ArchSpec, configs: dict[str, ArchSpec]) -> tuple[str, ArchSpec]:
     """A preset keeps its preset name; anything else becomes "My design N (width/resolution)"."""
-    preset_name = next((name for name, preset in PRESETS.items() if preset == spec), None)
+    preset_name = next((name for name, preset in PRESETS.items() if preset.replace(padding=spec.padding) == spec), None)
     if preset_name is not None and preset_name not in configs:
         return preset_name, spec
     number = len(configs) + 1
@@ -94,7 +116,10 @@ def _add_current() -> None:
 
 
 def _add_presets() -> None:
-    st.session_state[CONFIGS_KEY].update({name: PRESETS[name] for name in st.session_state["compare_presets"]})
+    padding = state.default_spec().padding  # the presets with the padding of the weights at hand
+    st.session_state[CONFIGS_KEY].update(
+        {name: PRESETS[name].replace(padding=padding) for name in st.session_state["compare_presets"]}
+    )
     st.session_state["compare_presets"] = []
 
 
@@ -136,6 +161,10 @@ COLUMN_FORMATS = {
     "MAdds fvcore (M)": st.column_config.NumberColumn(format="%.1f"),
     "Peak act. (MiB)": st.column_config.NumberColumn(format="%.2f", help="Peak activation memory, float32"),
     "Latency (ms)": st.column_config.NumberColumn(format="%.1f", help="Median on this CPU, with the settings below"),
+    "Top-1 (%)": st.column_config.NumberColumn(
+        format="%.1f", help="Measured on the images below, with weights inherited from the pretrained network and "
+        "no training (agreement with the original network where the images have no labels)"
+    ),
     "TF-slim published": st.column_config.TextColumn(
         help="MACs · params (no BatchNorm, 1001 classes) · ImageNet top-1 · TF-Lite latency on a Pixel 1 phone",
         width="medium",
@@ -143,10 +172,11 @@ COLUMN_FORMATS = {
 }
 
 
-def _table(summaries: list[ConfigSummary]) -> pd.DataFrame:
+def _table(summaries: list[ConfigSummary], accuracies: dict[str, Evaluation]) -> pd.DataFrame:
     rows = []
     for summary in summaries:
         reference = summary.reference
+        accuracy = accuracies.get(summary.name)
         rows.append(
             {
                 "Configuration": summary.name,
@@ -155,6 +185,7 @@ def _table(summaries: list[ConfigSummary]) -> pd.DataFrame:
                 "MAdds fvcore (M)": summary.madds_fvcore / 1e6,
                 "Peak act. (MiB)": summary.peak_activation_bytes / 2**20,
                 "Latency (ms)": summary.latency.median_ms if summary.latency else None,
+                "Top-1 (%)": _score_of(accuracy) if accuracy else None,
                 "TF-slim published": (
                     f"{reference.macs_m:g}M · {reference.params_m}M · {reference.top1}% · {reference.pixel1_ms} ms"
                     if reference
@@ -211,10 +242,79 @@ def _measure(
     st.rerun()
 
 
-def _pareto(summaries: list[ConfigSummary]) -> None:
+def _score_of(evaluation: Evaluation) -> float:
+    """Top-1 where the images are labelled, else agreement with the original network."""
+    return evaluation.top1 if evaluation.top1 is not None else evaluation.agreement
+
+
+def _accuracy_controls(
+    configs: dict[str, ArchSpec], scored: dict[tuple[ArchSpec, AccuracySettings], Evaluation]
+) -> tuple[AccuracySettings | None, dict[str, ArchSpec]]:
+    """Where accuracy is measured, and what to measure if the button was clicked."""
+    sources = state.weight_sources()
+    names = [source.name for source in sources if source.is_available_offline()] or [sources[0].name]
+    weights_column, folder_column, limit_column, button_column = st.columns(
+        [2, 3, 1, 2], vertical_alignment="bottom"
+    )
+    weights = weights_column.selectbox("Weights to inherit from", names, key="compare_weights")
+    folder = folder_column.text_input(
+        "Labelled images (a folder)", value=str(default_image_folder() or ""), key="compare_images",
+        help="Files named <synset>_*.JPEG, or one subfolder per synset as in ImageNet's validation set. Set "
+        f"{IMAGENET_ENV} to fill this in. Images without labels give agreement with the original network only.",
+    )
+    limit = limit_column.number_input("Images", 10, 50_000, DEFAULT_ACCURACY_IMAGES, step=50, key="compare_limit")
+    if not folder.strip():
+        button_column.button("Measure top-1", key="compare_score", disabled=True)
+        st.caption(f"To measure accuracy, type a folder of labelled ImageNet images (or set {IMAGENET_ENV}).")
+        return None, {}
+    settings = AccuracySettings(weights, folder.strip(), int(limit))
+    pending = {name: spec for name, spec in configs.items() if (spec, settings) not in scored}
+    clicked = button_column.button(
+        f"Measure top-1 ({len(pending)} to go)" if pending else "All measured",
+        key="compare_score", type="primary", disabled=not pending,
+    )
+    st.caption(
+        f"Accuracy: every configuration gets the weights of {weights}, copied, grown or sliced to fit (no training; "
+        "see Classify for what each layer got), and classifies the same images. Results are cached per "
+        "configuration, weights and folder."
+    )
+    return settings, pending if clicked else {}
+
+
+def _score(
+    pending: dict[str, ArchSpec],
+    settings: AccuracySettings,
+    scored: dict[tuple[ArchSpec, AccuracySettings], Evaluation],
+) -> None:
+    """Slow (seconds per configuration): a progress bar, and a Cancel that keeps what is finished."""
+    try:
+        evaluator = state.evaluator(settings.weights, settings.folder, settings.limit)
+        st.button("Cancel", key="compare_cancel_score", help="Stops after the images in flight; finished "
+                  "configurations keep their results.")
+        bar = st.progress(0.0, text="Measuring accuracy…")
+        for number, (name, spec) in enumerate(pending.items()):
+
+            def show(done: int, total: int, number: int = number, name: str = name) -> None:
+                bar.progress((number + done / total) / len(pending), text=f"Classifying with {name}: {done} of {total}")
+
+            scored[spec, settings] = evaluator.evaluate(spec, progress=show)
+    except MBV2Error as error:
+        st.error(str(error))
+        return
+    st.rerun()
+
+
+def _pareto(
+    summaries: list[ConfigSummary], accuracies: dict[str, Evaluation], settings: AccuracySettings | None
+) -> None:
     st.subheader("Pareto plot")
-    axis = st.segmented_control("Vertical axis", [LATENCY_AXIS, PARAMS_AXIS], default=PARAMS_AXIS, key="compare_axis")
-    axis = axis or PARAMS_AXIS
+    axis = st.segmented_control(
+        "Plot", [TOP1_MADDS_AXIS, TOP1_LATENCY_AXIS, LATENCY_AXIS, PARAMS_AXIS], default=TOP1_MADDS_AXIS,
+        key="compare_axis", format_func=lambda axis: axis if "vs" in axis else f"{axis.split(' (')[0]} vs multiply-adds",
+    ) or TOP1_MADDS_AXIS
+    if axis in (TOP1_MADDS_AXIS, TOP1_LATENCY_AXIS):
+        _accuracy_plot(summaries, accuracies, settings, by_latency=axis == TOP1_LATENCY_AXIS)
+        return
     if axis == LATENCY_AXIS:
         plotted = [summary for summary in summaries if summary.latency is not None]
         if len(plotted) < len(summaries):
@@ -228,6 +328,77 @@ def _pareto(summaries: list[ConfigSummary]) -> None:
         f"Diamonds: the published TF-slim checkpoints, from {TF_SLIM_SOURCE}"
         + (". Their latency is TF-Lite on a Pixel 1 phone (right axis), not this CPU." if axis == LATENCY_AXIS else ".")
     )
+
+
+def _accuracy_plot(
+    summaries: list[ConfigSummary],
+    accuracies: dict[str, Evaluation],
+    settings: AccuracySettings | None,
+    by_latency: bool,
+) -> None:
+    plotted = [s for s in summaries if s.name in accuracies and (s.latency is not None or not by_latency)]
+    missing = len(summaries) - len(plotted)
+    if missing:
+        needed = "Measure top-1" + (" and Measure latency" if by_latency else "")
+        st.caption(f"{missing} configuration(s) not measured yet: press {needed}.")
+    labelled = all(accuracies[s.name].top1 is not None for s in plotted)
+    metric = "Top-1" if labelled else "Agreement with the original network"
+    figure = charts.accuracy_figure(
+        names=[s.name for s in plotted],
+        costs=[s.latency.median_ms if by_latency else s.madds_paper / 1e6 for s in plotted],
+        scores=[_score_of(accuracies[s.name]) for s in plotted],
+        cost_title="Median latency on this CPU (ms)" if by_latency else "Multiply-adds, paper convention (millions)",
+        score_title=f"{metric} (%)",
+        published=[] if by_latency else [(r.name, r.macs_m, r.top1) for r in TF_SLIM_REFERENCES],
+    )
+    st.plotly_chart(figure, width="stretch")
+    if settings is None or not plotted:
+        return
+    evaluation = accuracies[plotted[0].name]
+    own = state.evaluator(settings.weights, settings.folder, settings.limit).evaluate(
+        state.source_by_name(settings.weights).spec
+    )
+    st.caption(
+        f"Circles: {metric.lower()} measured with inherited weights, no training, on {evaluation.images} images from "
+        f"{evaluation.folder}; the ringed ones, joined by the dashed line, are those no other configuration beats "
+        f"on both accuracy and cost. The weights as trained ({settings.weights}) score {own.describe()}. "
+        + ("" if by_latency else f"Diamonds: TF-slim's published top-1 of trained networks on all 50,000 ImageNet "
+           f"validation images, from {TF_SLIM_SOURCE}.")
+    )
+
+
+def _block_importance(settings: AccuracySettings) -> None:
+    st.subheader("Which blocks matter")
+    st.markdown(
+        "Take the weights' own network, remove **one** residual block (the others keep their weights), and "
+        "measure what it costs. Blocks that add little can go; blocks that cost many points cannot."
+    )
+    results: dict[AccuracySettings, tuple[Evaluation, tuple[BlockImportance, ...]]] = st.session_state.setdefault(
+        IMPORTANCE_KEY, {}
+    )
+    if settings not in results:
+        if st.button(f"Measure block importance on {settings.limit} images", key="compare_importance"):
+            try:
+                evaluator = state.evaluator(settings.weights, settings.folder, settings.limit)
+                st.button("Cancel", key="compare_cancel_importance")
+                bar = st.progress(0.0, text="Removing one block at a time…")
+                results[settings] = block_importance(
+                    evaluator, lambda done, total: bar.progress(done / total, text=f"{done} of {total} images")
+                )
+            except MBV2Error as error:
+                st.error(str(error))
+                return
+            st.rerun()
+        return
+    full, blocks = results[settings]
+    metric = "top1" if full.top1 is not None else "agreement"
+    drops = [getattr(full, metric) - getattr(block.evaluation, metric) for block in blocks]
+    st.plotly_chart(
+        charts.block_importance_figure([block.label for block in blocks], drops, "top-1" if metric == "top1"
+                                       else "agreement"),
+        width="stretch",
+    )
+    st.caption(f"The full network: {full.describe()}. Each bar: points lost without that block alone.")
 
 
 def pareto_figure(summaries: list[ConfigSummary], axis: str) -> go.Figure:

@@ -39,9 +39,9 @@ from mbv2.errors import MBV2Error
 from mbv2.images import open_image
 from mbv2.manifold import DIMENSIONS, Loss, Reconstruction, loss_curve, relu_round_trip
 from mbv2.model import MobileNetV2
-from mbv2.spec import BlockPlan
+from mbv2.spec import ArchSpec, BlockPlan
 from mbv2.weights import WeightSource
-from widgets import image_picker, sample_images, weights_picker
+from widgets import image_picker, network_note, sample_images, weights_picker
 
 CHANNELS_SHOWN = 16
 GRID_COLUMNS = 4
@@ -69,48 +69,52 @@ def render() -> None:
             st.info("Pick a sample, upload an image or take a picture in the sidebar to look inside the network.")
             return
         name, image = picked
-        st.sidebar.image(source.preprocessing.crop(image), caption=f"{name}, as the model sees it", width=160)
-        model = _hookable_model(source.name)[0]  # only its structure is read outside the lock
+        spec = state.current_spec()
+        seen = source.preprocessing.at_resolution(spec.resolution).crop(image)
+        st.sidebar.image(seen, caption=f"{name}, as the model sees it", width=160)
+        st.caption(network_note(spec, source, state.inherited(spec, source.name).report))
+        model = _hookable_model(source.name, spec)[0]  # only its structure is read outside the lock
         blocks, statistics, ablation, manifold = st.tabs(
             ["One block, five tensors", "Statistics per stage", "Ablation: ReLU6 in the bottleneck",
              "Why linear: Figure 1"]
         )
         with blocks:
-            _block_tab(source, image, model)
+            _block_tab(source, spec, image, model)
         with statistics:
-            _statistics_tab(source, image)
+            _statistics_tab(source, spec, image)
         with ablation:
-            _ablation_tab(source, name, image)
+            _ablation_tab(source, spec, name, image)
         with manifold:
             _manifold_tab()
     except MBV2Error as error:
         st.error(str(error))
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading pretrained weights…")
-def _hookable_model(source_name: str) -> tuple[MobileNetV2, threading.Lock]:
-    """A private copy of the shared model, so the ablation's hooks never reach the Classify view,
-    and a lock, so two sessions never hook it at once."""
-    return copy.deepcopy(state.pretrained(source_name)), threading.Lock()
+@st.cache_resource(max_entries=4, show_spinner="Loading pretrained weights…")
+def _hookable_model(source_name: str, spec: ArchSpec) -> tuple[MobileNetV2, threading.Lock]:
+    """A private copy of the shared model (with inherited weights), so the ablation's hooks never
+    reach the Classify view, and a lock, so two sessions never hook it at once."""
+    return copy.deepcopy(state.inherited(spec, source_name).model), threading.Lock()
 
 
-def _with_model(source_name: str, compute: Callable[[MobileNetV2], Result]) -> Result:
-    model, lock = _hookable_model(source_name)
+def _with_model(source_name: str, spec: ArchSpec, compute: Callable[[MobileNetV2], Result]) -> Result:
+    model, lock = _hookable_model(source_name, spec)
     with lock:
         return compute(model)
 
 
-def _batch(source: WeightSource, image: Image.Image) -> torch.Tensor:
-    return source.preprocessing(image).unsqueeze(0)
+def _batch(source: WeightSource, spec: ArchSpec, images: list[Image.Image]) -> torch.Tensor:
+    preprocessing = source.preprocessing.at_resolution(spec.resolution)
+    return torch.stack([preprocessing(image) for image in images])
 
 
 # --- one block, five tensors ---------------------------------------------------------------
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the image through the network…")
-def _captured(source_name: str, image: Image.Image, index: int) -> BlockActivations:
-    batch = _batch(state.source_by_name(source_name), image)
-    return _with_model(source_name, lambda model: capture_block(model, batch, index))
+def _captured(source_name: str, spec: ArchSpec, image: Image.Image, index: int) -> BlockActivations:
+    batch = _batch(state.source_by_name(source_name), spec, [image])
+    return _with_model(source_name, spec, lambda model: capture_block(model, batch, index))
 
 
 def block_label(plan: BlockPlan) -> str:
@@ -119,7 +123,7 @@ def block_label(plan: BlockPlan) -> str:
     return f"Stage {plan.stage}, block {plan.repeat + 1}: t = {plan.expansion}, {shape}, stride {plan.stride}, {joined}"
 
 
-def _block_tab(source: WeightSource, image: Image.Image, model: MobileNetV2) -> None:
+def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: MobileNetV2) -> None:
     plans = {index: block.plan for index, block in inverted_residuals(model).items()}
     showcase = next((index for index, plan in plans.items() if plan.has_residual and plan.has_expansion), min(plans))
     index = st.selectbox(
@@ -127,7 +131,7 @@ def _block_tab(source: WeightSource, image: Image.Image, model: MobileNetV2) -> 
         format_func=lambda index: f"features.{index} · {block_label(plans[index])}",
         help="Stages are the rows of the paper's Table 2; the first block of a stage may change stride and width.",
     )
-    captured = _captured(source.name, image, index)
+    captured = _captured(source.name, spec, image, index)
     panels = [
         ("Block input", captured.block_input, "What the previous block passed on."),
         ("Expansion + ReLU6", captured.expanded, "A 1×1 convolution widens the input; ReLU6 zeroes the negatives."),
@@ -207,9 +211,9 @@ def channel_grid_figure(activation: torch.Tensor) -> go.Figure:
 
 
 @st.cache_data(max_entries=16, show_spinner="Counting zeros and negatives in every block…")
-def _statistics(source_name: str, image: Image.Image) -> tuple[BlockStatistics, ...]:
-    batch = _batch(state.source_by_name(source_name), image)
-    return _with_model(source_name, lambda model: block_statistics(model, batch))
+def _statistics(source_name: str, spec: ArchSpec, image: Image.Image) -> tuple[BlockStatistics, ...]:
+    batch = _batch(state.source_by_name(source_name), spec, [image])
+    return _with_model(source_name, spec, lambda model: block_statistics(model, batch))
 
 
 STATISTICS = {  # column: (tensor, share, plain words)
@@ -225,17 +229,17 @@ STATISTICS = {  # column: (tensor, share, plain words)
 CHARTED = ("expansion: zero", "depthwise: zero", "projection: negative values", "projection: negative energy")
 
 
-def statistics_table(blocks: tuple[BlockStatistics, ...], source: WeightSource) -> pd.DataFrame:
+def statistics_table(blocks: tuple[BlockStatistics, ...], spec: ArchSpec) -> pd.DataFrame:
     rows = []
     for stage in stage_statistics(blocks):
-        row = source.spec.blocks[stage.stage - 1]
+        row = spec.blocks[stage.stage - 1]
         values = {column: getattr(getattr(stage, tensor), share) for column, (tensor, share, _) in STATISTICS.items()}
         rows.append({"stage": stage.stage, "t, c, n, s": f"{row.t}, {row.c}, {row.n}, {row.s}", **values})
     return pd.DataFrame(rows)
 
 
-def _statistics_tab(source: WeightSource, image: Image.Image) -> None:
-    table = statistics_table(_statistics(source.name, image), source)
+def _statistics_tab(source: WeightSource, spec: ArchSpec, image: Image.Image) -> None:
+    table = statistics_table(_statistics(source.name, spec, image), spec)
     st.markdown(
         "Each ReLU6 throws information away: whatever it sets to zero is gone. A ReLU after the projection "
         "would also erase every negative value of the narrow bottleneck, and the last two columns measure how much "
@@ -284,19 +288,19 @@ def statistics_figure(table: pd.DataFrame) -> go.Figure:
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the image with and without ReLU6 in the bottlenecks…")
-def _ablated(source_name: str, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
-    batch = _batch(state.source_by_name(source_name), image)
-    linear, nonlinear = _with_model(source_name, lambda model: bottleneck_logits(model, batch))
+def _ablated(source_name: str, spec: ArchSpec, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = _batch(state.source_by_name(source_name), spec, [image])
+    linear, nonlinear = _with_model(source_name, spec, lambda model: bottleneck_logits(model, batch))
     return linear[0], nonlinear[0]
 
 
 @st.cache_data(max_entries=4, show_spinner="Classifying the sample images with and without ReLU6…")
-def _sample_ablation(source_name: str) -> tuple[float, pd.DataFrame]:
+def _sample_ablation(source_name: str, spec: ArchSpec) -> tuple[float, pd.DataFrame]:
     """Top-1 agreement, linear vs ReLU6 bottlenecks, over sample_images/, and each image's top-1."""
     source = state.source_by_name(source_name)
     samples = sample_images()
-    batch = torch.stack([source.preprocessing(open_image(path, name)) for name, path in samples.items()])
-    linear, nonlinear = _with_model(source_name, lambda model: bottleneck_logits(model, batch))
+    batch = _batch(source, spec, [open_image(path, name) for name, path in samples.items()])
+    linear, nonlinear = _with_model(source_name, spec, lambda model: bottleneck_logits(model, batch))
     table = pd.DataFrame(
         {
             "image": list(samples),
@@ -307,13 +311,13 @@ def _sample_ablation(source_name: str) -> tuple[float, pd.DataFrame]:
     return top1_agreement(linear, nonlinear), table
 
 
-def _ablation_tab(source: WeightSource, name: str, image: Image.Image) -> None:
+def _ablation_tab(source: WeightSource, spec: ArchSpec, name: str, image: Image.Image) -> None:
     st.markdown(
         "What if the bottleneck were not linear? The switch puts a ReLU6 after the projection of **every** block, "
         "with the very same weights (forward hooks; the state_dict is untouched)."
     )
     nonlinear = st.toggle("ReLU6 after every projection (non-linear bottleneck)", key=ABLATION_KEY)
-    linear_logits, nonlinear_logits = _ablated(source.name, image)
+    linear_logits, nonlinear_logits = _ablated(source.name, spec, image)
     trained = top_k(linear_logits, source.labels)
     linear_column, nonlinear_column, samples_column = st.columns([4, 4, 5], gap="medium")
     linear_column.plotly_chart(
@@ -328,7 +332,7 @@ def _ablation_tab(source: WeightSource, name: str, image: Image.Image) -> None:
         charts.top_k_figure(ablated).update_layout(title_text="ReLU6 after every projection"),
         key="top5-nonlinear",
     )
-    agreement, samples = _sample_ablation(source.name)
+    agreement, samples = _sample_ablation(source.name, spec)
     with samples_column:
         st.metric(
             "Sample images keeping their top-1", f"{round(agreement * len(samples))} of {len(samples)}",

@@ -1,0 +1,313 @@
+"""Accuracy of any architecture with inherited weights, measured on a folder of real images.
+
+- top-1 and top-5 where the folder says each image's class, in either ImageNet layout:
+  flat files named `<synset>_*.JPEG` or one subfolder per synset (ImageFolder, ImageNet val);
+  the class index is the synset's position in ImageNet-1k's sorted synset list (torchvision's
+  order; `imagenet_synsets.txt`, the list timm ships);
+- agreement: the share of images whose top class is the unedited network's, which needs no labels.
+
+Predictions are cached on disk (`$MBV2_CACHE`, default `~/.cache/mbv2`) under a key made of the
+weights file, the architecture, the inheritance options and the folder's contents (names, sizes,
+modification times), so asking again costs nothing and a changed folder is measured afresh.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from mbv2.classify import pretrained_model
+from mbv2.errors import EvaluationError, ImageError
+from mbv2.fast import fast_model
+from mbv2.images import open_image
+from mbv2.inherit import Calibration, Correction, Inherited, calibrate, inherit, without_block
+from mbv2.model import MobileNetV2
+from mbv2.preprocess import Preprocessing
+from mbv2.spec import ArchSpec
+from mbv2.weights import WeightSource
+
+IMAGENET_ENV = "MBV2_IMAGENET"
+CALIBRATION_ENV = "MBV2_CALIBRATION"
+CACHE_ENV = "MBV2_CACHE"
+SYNSETS: tuple[str, ...] = tuple(Path(__file__).with_name("imagenet_synsets.txt").read_text().split())
+_CLASS_OF_SYNSET = {synset: index for index, synset in enumerate(SYNSETS)}
+IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".webp", ".bmp", ".gif"})
+# The images the app ships: the calibration set when none is named, so inheritance works anywhere.
+SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "sample_images"
+CALIBRATION_LIMIT = 64  # more ranks channels better (4 -> 50 images: 15% -> 44% top-1 at t = 4), and costs time
+BATCH_SIZE = 16
+TOP_K = 5
+
+Progress = Callable[[int, int], None]  # (images done, images in total)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Image files in a fixed order, each with its ImageNet class index if the layout gives one."""
+
+    folder: Path
+    paths: tuple[Path, ...]
+    labels: tuple[int | None, ...]
+
+    @property
+    def is_labelled(self) -> bool:
+        return all(label is not None for label in self.labels)
+
+    def describe(self) -> str:
+        return f"{len(self.paths)} {'labelled ' * self.is_labelled}images from {self.folder}"
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Changes when any file is added, removed, renamed or rewritten."""
+        digest = hashlib.sha256()
+        for path in self.paths:
+            stat = path.stat()
+            digest.update(f"{path.relative_to(self.folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
+
+def image_set(folder: str | os.PathLike[str], limit: int | None = None) -> ImageSet:
+    """The images under `folder`; with `limit`, that many spread evenly over the sorted list."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise EvaluationError(f"No folder at {folder}. Point it at a folder of images (e.g. your ImageNet val).")
+    paths = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+    if not paths:
+        raise EvaluationError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    if limit is not None:
+        if limit < 1:
+            raise EvaluationError(f"The image limit must be at least 1, got {limit}.")
+        if limit < len(paths):
+            paths = [paths[i * len(paths) // limit] for i in range(limit)]
+    return ImageSet(folder, tuple(paths), tuple(_class_index(path, folder) for path in paths))
+
+
+def calibration_set(folder: str | os.PathLike[str] | None = None) -> ImageSet:
+    """Unlabelled images that rank channels when slicing: `folder`, else `$MBV2_CALIBRATION`, else the samples."""
+    chosen = folder or os.environ.get(CALIBRATION_ENV) or SAMPLE_IMAGES
+    return image_set(chosen, limit=CALIBRATION_LIMIT)
+
+
+def default_image_folder() -> Path | None:
+    """`$MBV2_IMAGENET`, where a user keeps labelled ImageNet validation images."""
+    folder = os.environ.get(IMAGENET_ENV)
+    return Path(folder).expanduser() if folder else None
+
+
+def _class_index(path: Path, folder: Path) -> int | None:
+    """The class of `n01440764/x.JPEG` (ImageFolder) or `n01440764_tench.JPEG` (flat); None if neither."""
+    relative = path.relative_to(folder)
+    for candidate in (relative.parts[0] if len(relative.parts) > 1 else "", path.stem.split("_", 1)[0]):
+        if candidate in _CLASS_OF_SYNSET:
+            return _CLASS_OF_SYNSET[candidate]
+    return None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Percentages over `images` images; top-1 and top-5 only where every image has a label."""
+
+    images: int
+    folder: str
+    top1: float | None
+    top5: float | None
+    agreement: float  # top-1 agreement with the unedited pretrained network
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        scores = f"top-1 {self.top1:.1f}%, top-5 {self.top5:.1f}%, " if self.top1 is not None else ""
+        return f"{scores}agreement with the original {self.agreement:.1f}% on {self.images} images from {self.folder}"
+
+
+def score(predictions: torch.Tensor, images: ImageSet, reference: torch.Tensor) -> Evaluation:
+    """Percentages from (N, 5) top-5 class indices, the true labels, and the reference's top-5."""
+    agreement = 100 * float((predictions[:, 0] == reference[:, 0]).double().mean())
+    top1 = top5 = None
+    if images.is_labelled:
+        labels = torch.tensor(images.labels)
+        top1 = 100 * float((predictions[:, 0] == labels).double().mean())
+        top5 = 100 * float((predictions == labels[:, None]).any(dim=1).double().mean())
+    return Evaluation(len(images.paths), str(images.folder), top1, top5, agreement)
+
+
+@torch.inference_mode()
+def predict(
+    model: MobileNetV2, preprocessing: Preprocessing, images: ImageSet, progress: Progress | None = None
+) -> torch.Tensor:
+    """(N, 5) top-5 class indices. The next batch is decoded in a thread while this one runs."""
+    network = fast_model(model)
+    chunks = [images.paths[start : start + BATCH_SIZE] for start in range(0, len(images.paths), BATCH_SIZE)]
+    found: list[torch.Tensor] = []
+    with ThreadPoolExecutor(max_workers=1) as decoder:
+        pending = decoder.submit(_load, chunks[0], preprocessing)
+        for number, _chunk in enumerate(chunks):
+            batch = pending.result()
+            if number + 1 < len(chunks):
+                pending = decoder.submit(_load, chunks[number + 1], preprocessing)
+            found.append(network(batch).topk(TOP_K, dim=1).indices)
+            if progress is not None:
+                progress(min((number + 1) * BATCH_SIZE, len(images.paths)), len(images.paths))
+    return torch.cat(found)
+
+
+def _load(paths: Sequence[Path], preprocessing: Preprocessing) -> torch.Tensor:
+    try:
+        return torch.stack([preprocessing(open_image(path, name=str(path))) for path in paths])
+    except (ImageError, OSError) as error:
+        raise EvaluationError(f"Cannot evaluate on this folder: {error}") from None
+
+
+def calibration_batches(images: ImageSet, preprocessing: Preprocessing) -> list[torch.Tensor]:
+    return [
+        _load(images.paths[start : start + BATCH_SIZE], preprocessing)
+        for start in range(0, len(images.paths), BATCH_SIZE)
+    ]
+
+
+class Evaluator:
+    """Evaluates edits of one set of pretrained weights on one image set, each edit's weights inherited.
+
+    Thread-safe: the app shares one per (weights, folder) between all sessions.
+    """
+
+    def __init__(
+        self,
+        source: WeightSource,
+        images: ImageSet,
+        calibration_images: ImageSet | None = None,
+        model: MobileNetV2 | None = None,
+    ):
+        self.source = source
+        self.images = images
+        self.calibration_images = calibration_images or calibration_set()
+        self.model = model if model is not None else pretrained_model(source)
+        self._calibration: Calibration | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def calibration(self) -> Calibration:
+        """Measured once, on a copy: its hooks must not reach a model other threads are running."""
+        with self._lock:
+            if self._calibration is None:
+                batches = calibration_batches(self.calibration_images, self.source.preprocessing)
+                self._calibration = calibrate(copy.deepcopy(self.model), batches)
+            return self._calibration
+
+    def inherited(
+        self,
+        spec: ArchSpec,
+        kept_repeats: Mapping[int, Sequence[int]] | None = None,
+        correction: Correction = "regression",
+    ) -> Inherited:
+        return inherit(self.model, spec, self.calibration, kept_repeats=kept_repeats, correction=correction)
+
+    def reference_predictions(self, progress: Progress | None = None) -> torch.Tensor:
+        return _cached(
+            self._key(self.source.spec),
+            lambda: predict(self.model, self.source.preprocessing, self.images, progress),
+        )
+
+    def evaluate(
+        self,
+        spec: ArchSpec,
+        kept_repeats: Mapping[int, Sequence[int]] | None = None,
+        correction: Correction = "regression",
+        progress: Progress | None = None,
+    ) -> Evaluation:
+        """top-1 / top-5 / agreement of `spec` with inherited weights (see `mbv2.inherit.inherit`)."""
+        reference = self.reference_predictions(progress)
+        if spec == self.source.spec and not kept_repeats:
+            return score(reference, self.images, reference)
+        preprocessing = self.source.preprocessing.at_resolution(spec.resolution)
+        kept = {str(row): list(repeats) for row, repeats in sorted((kept_repeats or {}).items())}
+        predictions = _cached(
+            self._key(spec, {"kept_repeats": kept, "correction": correction}),
+            lambda: predict(self.inherited(spec, kept_repeats, correction).model, preprocessing, self.images, progress),
+        )
+        return score(predictions, self.images, reference)
+
+    def _key(self, spec: ArchSpec, edit: dict | None = None) -> dict:
+        """What predictions depend on: the weights, the architecture, the images, and how an edit inherited."""
+        key = {"weights": _weights_identity(self.source), "spec": spec.to_dict(), "images": self.images.fingerprint}
+        if edit is not None:
+            key |= {"edit": edit, "calibration": self.calibration_images.fingerprint}
+        return key
+
+
+def _weights_identity(source: WeightSource) -> str:
+    if source.path is None:
+        return f"torchvision {source.torchvision_name}"
+    stat = source.path.stat()
+    return f"{source.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def cache_folder() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mbv2").expanduser() / "predictions"
+
+
+def _cached(key: dict, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Predictions from the disk cache, or computed and stored there (a full disk only costs the reuse)."""
+    text = json.dumps(key, sort_keys=True)
+    path = cache_folder() / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
+    try:
+        stored = json.loads(path.read_text())
+        if stored["key"] == text:
+            return torch.tensor(stored["top5"], dtype=torch.long)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    predictions = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        partial.write_text(json.dumps({"key": text, "top5": predictions.tolist()}))
+        partial.replace(path)  # atomic: a reader never sees half a file
+    except OSError:
+        pass
+    return predictions
+
+
+@dataclass(frozen=True)
+class BlockImportance:
+    """The network with one residual block left out (its other weights as they were)."""
+
+    stage: int
+    repeat: int
+    evaluation: Evaluation
+
+    @property
+    def label(self) -> str:
+        return f"row {self.stage}, block {self.repeat + 1}"
+
+
+def block_importance(
+    evaluator: Evaluator, progress: Progress | None = None
+) -> tuple[Evaluation, tuple[BlockImportance, ...]]:
+    """The full network's evaluation, and each residual block's when it alone is removed."""
+    spec = evaluator.source.spec
+    removable = [plan for plan in spec.block_plans if plan.has_residual]
+    count = len(evaluator.images.paths)
+    total = count * (len(removable) + 1)
+
+    def part(number: int) -> Progress | None:
+        return None if progress is None else lambda done, _count: progress(number * count + done, total)
+
+    full = evaluator.evaluate(spec, progress=part(0))
+    results = []
+    for number, plan in enumerate(removable, start=1):
+        shorter, kept = without_block(spec, plan.stage, plan.repeat)
+        results.append(
+            BlockImportance(plan.stage, plan.repeat, evaluator.evaluate(shorter, kept, progress=part(number)))
+        )
+    return full, tuple(results)

@@ -16,7 +16,6 @@ covered; `check_batch` adds the batch for latency measurements.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from mbv2.errors import ResourceError
@@ -102,12 +101,17 @@ def spec_problems(spec: ArchSpec) -> list[str]:
     return problems
 
 
+def largest_batch(spec: ArchSpec) -> int:
+    """The most images one forward pass of `spec` may take within MAX_WORKING_BYTES (at least one)."""
+    return max(1, MAX_WORKING_BYTES // forward_bytes(spec))
+
+
 def check_batch(spec: ArchSpec, batch_size: int) -> None:
     """Refuse a batch whose forward pass would need more than MAX_WORKING_BYTES."""
     needed = forward_bytes(spec, batch_size)
     if needed > MAX_WORKING_BYTES:
-        largest = max(1, math.floor(MAX_WORKING_BYTES / forward_bytes(spec)))
         raise ResourceError(
             f"A batch of {batch_size} images of this design would need about {gibibytes(needed)} of feature maps; "
-            f"the limit is {gibibytes(MAX_WORKING_BYTES)}. Use a batch of at most {largest}, or a lower resolution."
+            f"the limit is {gibibytes(MAX_WORKING_BYTES)}. Use a batch of at most {largest_batch(spec)}, "
+            "or a lower resolution."
         )

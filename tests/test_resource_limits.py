@@ -82,6 +82,15 @@ def test_a_batch_too_large_for_memory_is_refused_before_the_model_is_built(monke
     assert len(result.samples_ms) == 1
 
 
+def test_evaluation_batches_shrink_to_fit_a_large_design():
+    from mbv2.evaluate import BATCH_SIZE
+
+    assert cost.largest_batch(ArchSpec()) >= BATCH_SIZE  # the paper's design: full batches
+    large = ArchSpec(resolution=1024)
+    assert cost.forward_bytes(large, cost.largest_batch(large)) <= cost.MAX_WORKING_BYTES
+    assert cost.forward_bytes(large, BATCH_SIZE) > cost.MAX_WORKING_BYTES  # what a full batch would have needed
+
+
 def test_the_cli_refuses_the_batch_in_one_line(capsys):
     assert main(["summary", "--resolution", "1024", "--latency", "--batch", "16"]) == 2
     err = capsys.readouterr().err

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
 from PIL import Image
 
 from mbv2.errors import ImageError
-from mbv2.images import SUPPORTED, open_image
+from mbv2.images import MAX_PIXELS, SUPPORTED, open_image
 from mbv2.inherit import InheritanceReport
 from mbv2.spec import ArchSpec, spec_differences
 from mbv2.weights import WeightSource
@@ -16,6 +17,14 @@ from mbv2.weights import WeightSource
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_images"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 IMAGE_KEY = "current_image"  # (name, bytes): survives switching views, unlike widget state
+# What Markdown would turn into emphasis, code, links, HTML, maths or a table inside one line.
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]<>#~$|])")
+
+
+def literal(text: str) -> str:
+    """`text` escaped so Streamlit's Markdown (captions, messages) shows it as typed: a file name
+    such as "**x**.png" or "[x](y).png" is a name, not formatting or a link."""
+    return _MARKDOWN_SYNTAX.sub(r"\\\1", text)
 
 
 def sample_images() -> dict[str, Path]:
@@ -42,7 +51,7 @@ def image_picker() -> tuple[str, Image.Image] | None:
     if origin == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload", help=upload_limits())
         if upload is not None:
-            chosen = (upload.name, upload.getvalue())
+            chosen = (literal(upload.name), upload.getvalue())
         awaited = "upload a file"
     elif origin == "Camera":
         shot = st.camera_input("Take a picture", key="camera")
@@ -75,7 +84,7 @@ def image_picker() -> tuple[str, Image.Image] | None:
 
 def upload_limits() -> str:
     """What the uploader takes; the size limit is the one Streamlit enforces, from .streamlit/config.toml."""
-    return f"{SUPPORTED}, up to {st.get_option('server.maxUploadSize')} MB"
+    return f"{SUPPORTED}, up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS // 10**6} megapixels"
 
 
 def weights_picker(sources: list[WeightSource], key: str = "weights") -> WeightSource:

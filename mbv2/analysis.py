@@ -22,8 +22,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # fvcore's import touches the deprecated torch.jit.script
     from fvcore.nn import FlopCountAnalysis
 
+from mbv2.budget import PROCESS_BUDGET
+from mbv2.cost import traced_bytes
 from mbv2.model import InvertedResidual, MobileNetV2, build_model
-from mbv2.spec import ArchSpec, BlockPlan
+from mbv2.spec import ArchSpec
 
 Convention = Literal["paper", "fvcore"]
 CONVENTIONS: dict[Convention, str] = {
@@ -65,8 +67,12 @@ class Analysis:
 
 @lru_cache(maxsize=128)
 def analyse(spec: ArchSpec) -> Analysis:
-    """Shapes, params and MAdds of every layer; cached, since an `ArchSpec` is immutable."""
-    return analyse_model(build_model(spec, initialise=False))  # counting reads shapes, never values
+    """Shapes, params and MAdds of every layer; cached, since an `ArchSpec` is immutable.
+
+    fvcore's trace keeps every intermediate, so the pass waits for its share of the process's budget.
+    """
+    with PROCESS_BUDGET.reserve(traced_bytes(spec)):
+        return analyse_model(build_model(spec, initialise=False))  # counting reads shapes, never values
 
 
 def analyse_model(model: MobileNetV2) -> Analysis:
@@ -175,11 +181,3 @@ def _count(model: nn.Module, example: torch.Tensor) -> dict[str, Counter]:
 def paper_bottleneck_madds(height: int, width: int, d_in: int, d_out: int, t: int, kernel: int = 3) -> int:
     """The paper's closed form h·w·d'·t·(d' + k² + d''), exact for stride 1 and t > 1."""
     return height * width * d_in * t * (d_in + kernel**2 + d_out)
-
-
-def bottleneck_madds(plan: BlockPlan, in_side: int, kernel: int = 3) -> int:
-    """The closed form generalised: no expansion when t = 1; stride 2 shrinks the last two terms."""
-    out_side = -(-in_side // plan.stride)
-    hidden = plan.hidden_channels
-    expand = in_side**2 * plan.in_channels * hidden if plan.has_expansion else 0
-    return expand + out_side**2 * hidden * (kernel**2 + plan.out_channels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from mbv2.analysis import CONVENTIONS
 from mbv2.classify import classify, pretrained_model
 from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
 from mbv2.distill import DistillationSettings, recover
-from mbv2.errors import EvaluationError, MBV2Error, SpecError, WeightsUnavailableError
+from mbv2.errors import EvaluationError, MBV2Error, SettingsError, SpecError, WeightsUnavailableError
 from mbv2.evaluate import (
     CALIBRATION_ENV,
     CALIBRATION_LIMIT,
@@ -28,10 +29,11 @@ from mbv2.export import seeded_model, write_all
 from mbv2.fast import fast_model
 from mbv2.images import open_image
 from mbv2.inherit import CORRECTIONS
+from mbv2.jsonfile import read_json_file
 from mbv2.latency import LatencySettings, measure_spec
 from mbv2.spec import ArchSpec
-from mbv2.sweep import FORMATS, grid, sweep, write
-from mbv2.weights import WEIGHTS_ENV, WeightSource, available_sources, local_source
+from mbv2.sweep import FORMATS, check_writable, grid, sweep, write
+from mbv2.weights import WEIGHTS_ENV, WeightSource, available_sources, local_source, sources_in_folder
 
 
 def _spec_file(path: str | None, default: ArchSpec = ArchSpec()) -> ArchSpec:
@@ -39,9 +41,14 @@ def _spec_file(path: str | None, default: ArchSpec = ArchSpec()) -> ArchSpec:
     if path is None:
         return default
     try:
-        return ArchSpec.from_json(Path(path).read_text())
+        data = read_json_file(path)
     except OSError as error:
         raise SpecError([f"Cannot read the spec file {path}: {error.strerror}."]) from None
+    except ValueError as error:
+        raise SpecError([f"Cannot read the spec file {path}: {error}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"The spec file {path} must hold a JSON object with fields such as blocks and width_mult."])
+    return ArchSpec.from_dict(data)
 
 
 def _spec(args: argparse.Namespace, default: ArchSpec = ArchSpec()) -> ArchSpec:
@@ -57,10 +64,10 @@ def _weight_source(path: str | None) -> WeightSource:
         folder = Path(path)
         if not folder.is_dir():
             return local_source(folder)
-        sidecars = sorted(folder.glob("*.json"))
-        if not sidecars:
+        sources = sources_in_folder(folder)
+        if not sources:
             raise WeightsUnavailableError(f"{folder} holds no .json weights description; point --weights at one.")
-        return local_source(sidecars[0])
+        return sources[0]
     offline = [source for source in available_sources() if source.is_available_offline()]
     if not offline:
         raise WeightsUnavailableError(
@@ -122,7 +129,7 @@ def _classify(args: argparse.Namespace) -> int:
             failures += 1
             continue
         except MBV2Error as error:  # one unreadable file should not hide the others' results
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {one_line(str(error))}", file=sys.stderr)
             failures += 1
             continue
         print(path)
@@ -189,6 +196,8 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        check_writable(args.out)  # before the sweep computes anything, not after
     points = grid(args.widths, args.resolutions, args.expansions)
     progress = _progress_bar(f"{len(points)} configurations")
     rows = sweep(points, base=_spec_file(args.spec), workers=args.workers, progress=progress)
@@ -200,7 +209,10 @@ def _sweep(args: argparse.Namespace) -> int:
             f"{s.madds_paper:>13,} {s.madds_fvcore:>13,} {s.peak_activation_bytes / 2**20:>9.2f}"
         )
     if args.out is not None:
-        write(rows, args.out)
+        try:
+            write(rows, args.out)
+        except OSError as error:
+            raise SettingsError(f"Cannot write {args.out}: {error.strerror}.") from None
         print(f"wrote {len(rows)} rows to {args.out}")
     return 0
 
@@ -227,11 +239,18 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in "invalid whole number value: 'x'"
+    return parse
+
+
+_positive_int = _at_least(1)
 
 
 def _table_file(text: str) -> Path:
@@ -241,8 +260,22 @@ def _table_file(text: str) -> Path:
     return path
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (exit status 2, as argparse's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def one_line(message: str) -> str:
+    """A library message, whose problems may be listed one per line, as one line for a terminal."""
+    joined = re.sub(r":\s*\n- ", ": ", message.strip())
+    joined = re.sub(r"(?<=[.!?])\s*\n(?:- )?", " ", joined)  # problems that end a sentence
+    return re.sub(r"\s*\n(?:- )?", "; ", joined)
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mbv2", description=__doc__)
+    parser = _Parser(prog="mbv2", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     spec_file = argparse.ArgumentParser(add_help=False)
@@ -260,7 +293,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--latency", action="store_true", help="also measure CPU latency (takes a few seconds)")
     summary.add_argument("--runs", type=_positive_int, default=20, help="timed runs; the median is reported")
-    summary.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    summary.add_argument("--warmup", type=_at_least(0), default=3, help="untimed runs first")
     summary.add_argument("--batch", type=_positive_int, default=1, help="images per run")
     summary.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads during the timing")
     summary.set_defaults(run=_summary)
@@ -343,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except MBV2Error as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
         return 2
 
 

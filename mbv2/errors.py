@@ -25,6 +25,14 @@ class WeightsMismatchError(WeightsError):
     """A state_dict whose tensors do not fit the model; the message names them."""
 
 
+class ResourceError(MBV2Error, ValueError):
+    """A request whose estimated memory or work is above this server's limits; the message names both."""
+
+
+class SettingsError(MBV2Error, ValueError):
+    """A setting outside its range (latency runs, sweep workers, grid size); the message names it and the range."""
+
+
 class ImageError(MBV2Error, ValueError):
     """An upload that is not an image this app can classify."""
 

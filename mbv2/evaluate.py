@@ -26,7 +26,9 @@ from pathlib import Path
 
 import torch
 
+from mbv2.budget import PROCESS_BUDGET
 from mbv2.classify import pretrained_model
+from mbv2.cost import forward_bytes, largest_batch
 from mbv2.errors import EvaluationError, ImageError
 from mbv2.fast import fast_model
 from mbv2.images import open_image
@@ -151,7 +153,8 @@ def predict(
 ) -> torch.Tensor:
     """(N, 5) top-5 class indices. The next batch is decoded in a thread while this one runs."""
     network = fast_model(model)
-    chunks = [images.paths[start : start + BATCH_SIZE] for start in range(0, len(images.paths), BATCH_SIZE)]
+    batch_size = min(BATCH_SIZE, largest_batch(model.spec))  # 16 images of a 1024-px design would need 10 GiB
+    chunks = [images.paths[start : start + batch_size] for start in range(0, len(images.paths), batch_size)]
     found: list[torch.Tensor] = []
     with ThreadPoolExecutor(max_workers=1) as decoder:
         pending = decoder.submit(_load, chunks[0], preprocessing)
@@ -159,9 +162,10 @@ def predict(
             batch = pending.result()
             if number + 1 < len(chunks):
                 pending = decoder.submit(_load, chunks[number + 1], preprocessing)
-            found.append(network(batch).topk(TOP_K, dim=1).indices)
+            with PROCESS_BUDGET.reserve(forward_bytes(model.spec, len(batch))):
+                found.append(network(batch).topk(TOP_K, dim=1).indices)
             if progress is not None:
-                progress(min((number + 1) * BATCH_SIZE, len(images.paths)), len(images.paths))
+                progress(min((number + 1) * batch_size, len(images.paths)), len(images.paths))
     return torch.cat(found)
 
 

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import torch
 import yaml
+from torch import nn
 
+from mbv2.budget import PROCESS_BUDGET
+from mbv2.cost import traced_bytes
 from mbv2.errors import ExportError
 from mbv2.model import MobileNetV2, build_model
 from mbv2.spec import ArchSpec
@@ -43,14 +46,38 @@ def example_input(spec: ArchSpec) -> torch.Tensor:
     return torch.zeros(1, 3, spec.resolution, spec.resolution)
 
 
+class _TracedSize(nn.Module):
+    """A traced model that refuses inputs of another size than it was traced at.
+
+    A trace fixes every padding it computed ("SAME" padding depends on the input size), so an image
+    of another size would run with the wrong padding and give quietly wrong logits.
+    """
+
+    __constants__ = ["resolution"]  # TorchScript cannot read this module's string annotations
+
+    def __init__(self, traced: torch.jit.ScriptModule, resolution: int):
+        super().__init__()
+        self.traced = traced
+        self.resolution = resolution
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-2] != self.resolution or image.shape[-1] != self.resolution:
+            raise ValueError(
+                f"This model was traced at {self.resolution}x{self.resolution} pixels; resize the image to that."
+            )
+        return self.traced(image)
+
+
 def traced(model: MobileNetV2) -> torch.jit.ScriptModule:
-    """The model traced at its spec's resolution (TF "SAME" padding is fixed for that size)."""
+    """The model traced at its spec's resolution, refusing other sizes; any batch size works."""
     with warnings.catch_warnings():
         # torch.jit is deprecated in favour of torch.export, but the mobile runtime and
         # export_opnames still read TorchScript; TracerWarnings flag the padding sizes, constant by design.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return torch.jit.trace(model.eval(), example_input(model.spec))
+        with PROCESS_BUDGET.reserve(traced_bytes(model.spec)):
+            trace = torch.jit.trace(model.eval(), example_input(model.spec))
+        return torch.jit.script(_TracedSize(trace, model.spec.resolution))
 
 
 def torchscript_bytes(module: torch.jit.ScriptModule) -> bytes:
@@ -70,17 +97,19 @@ def operators_yaml(module: torch.jit.ScriptModule) -> str:
 
 
 def onnx_bytes(model: MobileNetV2) -> bytes:
-    """ONNX with the weights inline, input `image` (1, 3, R, R) and output `logits`."""
+    """ONNX with the weights inline, input `image` (batch, 3, R, R) for any batch, and output `logits`."""
     try:
-        program = torch.onnx.export(
-            model.eval(),
-            (example_input(model.spec),),
-            dynamo=True,
-            opset_version=ONNX_OPSET,
-            input_names=["image"],
-            output_names=["logits"],
-            verbose=False,
-        )
+        with PROCESS_BUDGET.reserve(traced_bytes(model.spec)):
+            program = torch.onnx.export(
+                model.eval(),
+                (example_input(model.spec),),
+                dynamo=True,
+                opset_version=ONNX_OPSET,
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_shapes=({0: "batch"},),
+                verbose=False,
+            )
     except ImportError as error:
         raise ExportError(
             f"ONNX export needs the onnx and onnxscript packages ({error}). Install them with "
@@ -93,7 +122,12 @@ def onnx_bytes(model: MobileNetV2) -> bytes:
 
 def write_all(model: MobileNetV2, directory: Path, stem: str = "mobilenet_v2") -> ExportFiles:
     """Write the four formats into `directory` (created if needed) and say where."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(
+            f"Cannot make the folder {directory}: {error.strerror}. Choose a folder to write into."
+        ) from None
     files = ExportFiles(
         torchscript=directory / f"{stem}.pt",
         operators=directory / f"{stem}.yaml",
@@ -101,8 +135,15 @@ def write_all(model: MobileNetV2, directory: Path, stem: str = "mobilenet_v2") -
         spec=directory / f"{stem}.json",
     )
     script = traced(model)
-    files.torchscript.write_bytes(torchscript_bytes(script))
-    files.operators.write_text(operators_yaml(script))
-    files.onnx.write_bytes(onnx_bytes(model))
-    files.spec.write_text(model.spec.to_json())
+    contents = {
+        files.torchscript: torchscript_bytes(script),
+        files.operators: operators_yaml(script).encode(),
+        files.onnx: onnx_bytes(model),
+        files.spec: model.spec.to_json().encode(),
+    }
+    for path, data in contents.items():
+        try:
+            path.write_bytes(data)
+        except OSError as error:
+            raise ExportError(f"Cannot write {path}: {error.strerror}.") from None
     return files

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +17,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mbv2.budget import PROCESS_BUDGET
+from mbv2.cost import check_batch, forward_bytes
+from mbv2.errors import SettingsError
 from mbv2.model import build_model
 from mbv2.spec import ArchSpec
 
 Progress = Callable[[int, int], None]  # (runs done, runs in total), warm-up included
+# torch's thread count is process-wide: two measurements at once would each restore the other's
+# setting (leaving the process on one thread) and time each other's work, so they take turns.
+_ONE_MEASUREMENT_AT_A_TIME = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -31,8 +38,9 @@ class LatencySettings:
 
     def __post_init__(self) -> None:
         for name, low in (("runs", 1), ("warmup", 0), ("batch_size", 1), ("threads", 1)):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
-                raise ValueError(f"Latency {name} must be a whole number of at least {low}.")
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise SettingsError(f"Latency {name} must be a whole number of at least {low}, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -82,22 +90,28 @@ def measure_model(
     batch = torch.randn(settings.batch_size, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
     total = settings.warmup + settings.runs
     samples: list[float] = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)  # process-wide, so it is put back afterwards
-    try:
-        for run in range(total):
-            start = time.perf_counter()
-            model(batch)
-            elapsed_ms = (time.perf_counter() - start) * 1e3
-            if run >= settings.warmup:  # the first runs pay for allocation and kernel selection
-                samples.append(elapsed_ms)
-            if progress is not None:
-                progress(run + 1, total)
-    finally:
-        torch.set_num_threads(threads)
+    with _ONE_MEASUREMENT_AT_A_TIME:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(settings.threads)  # process-wide, so it is put back afterwards
+        try:
+            for run in range(total):
+                start = time.perf_counter()
+                model(batch)
+                elapsed_ms = (time.perf_counter() - start) * 1e3
+                if run >= settings.warmup:  # the first runs pay for allocation and kernel selection
+                    samples.append(elapsed_ms)
+                if progress is not None:
+                    progress(run + 1, total)
+        finally:
+            torch.set_num_threads(threads)
     return LatencyResult(settings=settings, samples_ms=tuple(samples), machine=machine)
 
 
 def measure_spec(spec: ArchSpec, settings: LatencySettings, progress: Progress | None = None) -> LatencyResult:
-    """Latency of the architecture with random weights: the arithmetic, not the values, sets the time."""
-    return measure_model(build_model(spec), spec.resolution, settings, progress)
+    """Latency of the architecture with random weights: the arithmetic, not the values, sets the time.
+
+    A batch too large for memory is refused before anything is built (`mbv2.cost.check_batch`).
+    """
+    check_batch(spec, settings.batch_size)
+    with PROCESS_BUDGET.reserve(forward_bytes(spec, settings.batch_size)):
+        return measure_model(build_model(spec), spec.resolution, settings, progress)

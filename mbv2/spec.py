@@ -12,7 +12,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from mbv2 import cost
 from mbv2.errors import SpecError
+from mbv2.jsonfile import parse_json
 
 Padding = Literal["symmetric", "tf_same"]
 PADDINGS: tuple[str, ...] = ("symmetric", "tf_same")
@@ -154,7 +156,8 @@ class ArchSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError([f"Unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}."])
-        values = dict(data)
+        # A spec file written by hand or by a spreadsheet may say 224.0; the table accepts 6.0 too.
+        values = {name: _whole_float_as_int(value) if name in _INT_FIELDS else value for name, value in data.items()}
         if "blocks" in values:
             values["blocks"] = blocks_from_rows(values["blocks"])
         return cls(**values)
@@ -162,9 +165,9 @@ class ArchSpec:
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SpecError([f"Not valid JSON: {error}."]) from None
+            data = parse_json(text)
+        except ValueError as error:
+            raise SpecError([str(error)]) from None
         if not isinstance(data, dict):
             raise SpecError(["The JSON must be an object with fields such as blocks and width_mult."])
         return cls.from_dict(data)
@@ -176,6 +179,8 @@ def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
     Whole-valued floats (6.0) are accepted because spreadsheets and data editors produce them;
     anything else gets a message naming the row and the column.
     """
+    if not isinstance(rows, (list, tuple)):
+        raise SpecError([f"blocks must be a list of rows (t, c, n, s), got {rows!r}."])
     problems: list[str] = []
     blocks: list[Block] = []
     for number, row in enumerate(rows, start=1):
@@ -230,6 +235,13 @@ def _as_whole_number(cell: Any) -> int | None:
     if not math.isfinite(number) or number != int(number):
         return None
     return int(number)
+
+
+_INT_FIELDS = ("resolution", "stem_channels", "last_channels", "round_nearest", "num_classes")
+
+
+def _whole_float_as_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _is_int(value: Any) -> bool:
@@ -307,10 +319,7 @@ def _size_problems(spec: ArchSpec) -> list[str]:
             f"{widest[1]} would have {widest[0]:,} channels; the limit is {MAX_LAYER_CHANNELS:,}. "
             "Lower c, t or the width multiplier."
         )
-    sides = spec.feature_sizes()
-    largest = sides[0] ** 2 * spec.stem_out
-    for plan, in_side in zip(spec.block_plans, sides):  # the expansion runs at the block's input size
-        largest = max(largest, in_side**2 * plan.hidden_channels)
+    largest = cost.largest_feature_map(spec)
     if largest > MAX_ACTIVATION_ELEMENTS:
         problems.append(
             f"The largest feature map would hold {largest:,} values ({largest * 4 / 2**30:.1f} GiB); "
@@ -323,7 +332,7 @@ def _size_problems(spec: ArchSpec) -> list[str]:
             f"The model would have about {params:,} parameters; the limit is {MAX_PARAMETERS:,}. "
             "Lower c, t, n or the width multiplier."
         )
-    return problems
+    return problems + cost.spec_problems(spec)
 
 
 def parameter_estimate(spec: ArchSpec) -> int:

@@ -20,9 +20,12 @@ from pathlib import Path
 import torch
 
 from mbv2.compare import ConfigSummary, NamedConfig, label, summarise
+from mbv2.errors import SettingsError
 from mbv2.spec import ArchSpec
 
 Progress = Callable[[int, int], None]  # (points done, points in total)
+MAX_POINTS = 1000  # about ten minutes on two cores; larger grids are usually a typo in a list
+MAX_WORKERS = 8  # each worker process holds torch and fvcore, about 0.9 GiB
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,18 @@ def sweep(
     points: list[SweepPoint], base: ArchSpec = ArchSpec(), workers: int | None = None, progress: Progress | None = None
 ) -> list[SweepRow]:
     """Rows in the order of `points`; every configuration is validated before any process starts."""
+    if len(points) > MAX_POINTS:
+        raise SettingsError(
+            f"The grid has {len(points):,} points; the limit is {MAX_POINTS:,}. Sweep fewer widths, resolutions "
+            "or expansions, or split the grid into several sweeps."
+        )
+    most = min(os.cpu_count() or 1, MAX_WORKERS)
+    if workers is not None and not 1 <= workers <= most:
+        raise SettingsError(
+            f"Workers must be between 1 and {most} (this machine's cores, at most {MAX_WORKERS}), got {workers}."
+        )
     configs = [point.config(base) for point in points]  # raises SpecError for an impossible point
-    workers = max(1, min(workers or os.cpu_count() or 1, len(configs)))
+    workers = max(1, min(workers or most, len(configs)))
     summaries: list[ConfigSummary | None] = [None] * len(configs)
     if workers == 1:
         for index, config in enumerate(configs):
@@ -93,6 +106,16 @@ def to_json(rows: list[SweepRow]) -> str:
 
 
 FORMATS: dict[str, Callable[[list[SweepRow]], str]] = {".csv": to_csv, ".json": to_json}
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before a sweep computes anything, a place its table could not be written to."""
+    if path.suffix.lower() not in FORMATS:
+        raise SettingsError(f"The table's file must end in {' or '.join(FORMATS)}, got {path}.")
+    if not path.parent.is_dir():
+        raise SettingsError(f"The folder {path.parent} does not exist; create it first, or write the table elsewhere.")
+    if path.is_dir():
+        raise SettingsError(f"{path} is a folder; give a file name ending in {' or '.join(FORMATS)}.")
 
 
 def write(rows: list[SweepRow], path: Path) -> None:

@@ -13,23 +13,69 @@ Two kinds of source:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
 
+import jsonschema
 import torch
 from torchvision.models import MobileNet_V2_Weights
 from torchvision.models._meta import _IMAGENET_CATEGORIES
+from torchvision.transforms import InterpolationMode
 
 from mbv2.errors import SpecError, WeightsError, WeightsMismatchError, WeightsUnavailableError
+from mbv2.jsonfile import read_json_file
 from mbv2.model import MobileNetV2
 from mbv2.preprocess import Preprocessing
-from mbv2.spec import ArchSpec
+from mbv2.spec import MAX_PARAMETERS, MAX_RESOLUTION, PADDINGS, ArchSpec
 
 WEIGHTS_ENV = "MBV2_WEIGHTS"
+# The largest model a spec allows (MAX_PARAMETERS in float32: 381 MiB) with room for BatchNorm buffers.
+# Checked on the file and on what its zip archive would unpack to, before torch.load allocates anything.
+MAX_WEIGHTS_BYTES = 512 * 2**20
+SIDECAR_HINT = (
+    "A weights description needs 'file', 'architecture', 'preprocess' (size, mean, std, and "
+    "central_crop_fraction or resize_size) and optionally 'padding' and 'labels'."
+)
+_NUMBER = {"type": "number"}
+_THREE = {"type": "array", "minItems": 3, "maxItems": 3}
+# Types and ranges of every field; cross-field rules (one crop rule, labels per class) are checked after.
+SIDECAR_SCHEMA = {
+    "type": "object",
+    "required": ["file", "architecture", "preprocess"],
+    "properties": {
+        "file": {"type": "string", "minLength": 1},
+        "architecture": {
+            "type": "object",
+            "properties": {
+                "width_mult": _NUMBER,
+                **{name: {"type": "integer"} for name in ("resolution", "round_nearest", "num_classes")},
+            },
+        },
+        "padding": {"enum": list(PADDINGS)},
+        "preprocess": {
+            "type": "object",
+            "required": ["size", "mean", "std"],
+            "properties": {
+                "size": {"type": "integer", "minimum": 1, "maximum": MAX_RESOLUTION},
+                "resize_size": {"type": "integer", "minimum": 1, "maximum": 2 * MAX_RESOLUTION},
+                "central_crop_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "mean": {**_THREE, "items": _NUMBER},
+                "std": {**_THREE, "items": {"type": "number", "exclusiveMinimum": 0}},
+                "interpolation": {"enum": [mode.value for mode in InterpolationMode]},
+            },
+        },
+        "labels": {"type": ["array", "string"], "items": {"type": "string"}},
+        "source": {"type": "string"},
+    },
+}
+_SIDECAR_VALIDATOR = jsonschema.Draft202012Validator(SIDECAR_SCHEMA)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +87,7 @@ class WeightSource:
     provenance: str
     path: Path | None = None  # a local state_dict
     torchvision_name: str | None = None  # a member of MobileNet_V2_Weights
+    sidecar: Path | None = None  # the JSON description of a local state_dict
 
     @property
     def is_local(self) -> bool:
@@ -101,24 +148,29 @@ def local_source(path: str | os.PathLike[str]) -> WeightSource:
 
 def _source_from_sidecar(sidecar: Path) -> WeightSource:
     try:
-        meta = json.loads(sidecar.read_text())
-        arch = meta["architecture"]
-        prep = meta["preprocess"]
+        meta = read_json_file(sidecar)
+    except (OSError, ValueError) as error:
+        raise WeightsError(f"Cannot read the weights description {sidecar}: {error} {SIDECAR_HINT}") from None
+    _check_sidecar(sidecar, [_schema_message(error) for error in _SIDECAR_VALIDATOR.iter_errors(meta)])
+    arch, prep = meta["architecture"], meta["preprocess"]
+    problems = []
+    try:
         spec = ArchSpec.from_dict({**arch, "padding": meta.get("padding", "symmetric")})  # blocks too, if given
+    except SpecError as error:
+        problems += [f"architecture: {problem}" for problem in error.problems]
+    try:
         preprocessing = Preprocessing(
-            crop_size=int(prep["size"]),
+            crop_size=prep["size"],
             central_crop_fraction=prep.get("central_crop_fraction"),
             resize_size=prep.get("resize_size"),
             mean=tuple(prep["mean"]),
             std=tuple(prep["std"]),
             interpolation=prep.get("interpolation", "bilinear"),
         )
-        weights_file = sidecar.parent / meta["file"]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, SpecError) as error:
-        raise WeightsError(
-            f"Cannot read the weights description {sidecar}: {error!r}. It needs 'file', 'architecture', "
-            "'preprocess' (size, mean, std, and central_crop_fraction or resize_size) and optionally 'padding'."
-        ) from None
+    except ValueError as error:
+        problems.append(f"preprocess: {error}")
+    _check_sidecar(sidecar, problems)
+    weights_file = sidecar.parent / meta["file"]
     return WeightSource(
         name=f"local {weights_file.name}",
         spec=spec,
@@ -126,30 +178,68 @@ def _source_from_sidecar(sidecar: Path) -> WeightSource:
         labels=_labels(meta.get("labels"), spec.num_classes, sidecar),
         provenance=f"{weights_file}: {meta.get('source', 'no source given')}",
         path=weights_file,
+        sidecar=sidecar,
     )
 
 
+def _check_sidecar(sidecar: Path, problems: list[str]) -> None:
+    if problems:
+        listed = "\n".join(f"- {problem}" for problem in problems)
+        raise WeightsError(f"The weights description {sidecar} cannot be used:\n{listed}\n{SIDECAR_HINT}")
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    """"preprocess.std[1]: 0 is less than or equal to the minimum of 0": the field, then what is wrong."""
+    field = error.json_path.removeprefix("$").removeprefix(".")
+    return f"{field}: {error.message}" if field else error.message
+
+
 def _labels(declared: Any, num_classes: int, sidecar: Path) -> tuple[str, ...]:
-    if isinstance(declared, list) and len(declared) == num_classes:
-        return tuple(str(label) for label in declared)
+    if isinstance(declared, list):
+        if len(declared) != num_classes:
+            raise WeightsError(
+                f"{sidecar} lists {len(declared):,} labels, but its architecture has {num_classes:,} classes; "
+                "give one label per class, in the order of the classifier's outputs."
+            )
+        return tuple(declared)
     if num_classes == len(_IMAGENET_CATEGORIES):
         return tuple(_IMAGENET_CATEGORIES)  # the sidecar describes ImageNet-1k in words
     raise WeightsError(f"{sidecar} must list its {num_classes} class labels under 'labels'.")
 
 
+def sources_in_folder(folder: Path) -> list[WeightSource]:
+    """The weights described by the JSON files in `folder`.
+
+    A folder also collects other JSON (an exported spec, a sweep): each file that is not a usable
+    description is skipped and named in a logged warning, so one stray file disables nothing.
+    """
+    sources = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            sources.append(local_source(path))
+        except WeightsError as error:
+            logger.warning("Skipped %s, which does not describe weights: %s", path, error)
+    return sources
+
+
 def available_sources(folders: tuple[Path, ...] = ()) -> list[WeightSource]:
-    """Every source worth offering: `MBV2_WEIGHTS`, sidecars in `folders`, then torchvision's."""
+    """Every source worth offering: `MBV2_WEIGHTS`, sidecars in `folders`, then torchvision's.
+
+    A file named by `MBV2_WEIGHTS` itself must be usable; in folders, other files are skipped.
+    """
     sources: list[WeightSource] = []
     if env_path := os.environ.get(WEIGHTS_ENV):
         env = Path(env_path)
-        sidecars = sorted(env.glob("*.json")) if env.is_dir() else [env]
-        sources += [local_source(path) for path in sidecars]
+        sources += sources_in_folder(env) if env.is_dir() else [local_source(env)]
     for folder in folders:
-        sources += [local_source(path) for path in sorted(Path(folder).glob("*.json"))]
+        sources += sources_in_folder(folder)
     sources += [torchvision_source(member.name) for member in MobileNet_V2_Weights]
     by_name: dict[str, WeightSource] = {}
     for source in sources:
-        by_name.setdefault(source.name, source)  # the first mention wins
+        first = by_name.setdefault(source.name, source)  # the first mention wins
+        if source != first:  # the same description found twice is no conflict
+            logger.warning("%s and %s both describe %s; using the first, ignoring the second.",
+                           first.sidecar or first.provenance, source.sidecar or source.provenance, source.name)
     return list(by_name.values())
 
 
@@ -158,6 +248,7 @@ def load_state_dict(source: WeightSource, progress: bool = False) -> dict[str, t
     if source.path is not None:
         if not source.path.is_file():
             raise WeightsError(f"The weights file {source.path} named by {source.name} does not exist.")
+        _check_archive(source.path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "pickle protocol 4" notes on valid files
@@ -172,10 +263,10 @@ def load_state_dict(source: WeightSource, progress: bool = False) -> dict[str, t
                 f"{source.path.name} holds a {type(state_dict).__name__}, not a state_dict (a mapping from "
                 "names to tensors). Save one with torch.save(model.state_dict(), path)."
             )
-        return state_dict
+        return _finite(state_dict, source.path.name)
     weights = MobileNet_V2_Weights[source.torchvision_name]
     try:
-        return weights.get_state_dict(progress=progress, weights_only=True)
+        return _finite(weights.get_state_dict(progress=progress, weights_only=True), source.name)
     except (URLError, OSError) as error:
         raise WeightsUnavailableError(
             f"Could not download {source.name} ({_first_line(error)}). On a machine with internet run\n"
@@ -183,6 +274,36 @@ def load_state_dict(source: WeightSource, progress: bool = False) -> dict[str, t
             f"to fill the cache ({_torchvision_cache_path(source.torchvision_name).parent}), or set "
             f"{WEIGHTS_ENV} to a local .pth (or its .json description)."
         ) from None
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse, before torch.load allocates, a file too large or a zip that would unpack to too much."""
+    limit = f"the limit is {MAX_WEIGHTS_BYTES / 2**20:,.0f} MiB (a model of {MAX_PARAMETERS:,} parameters)"
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{path.name} is {size / 2**20:,.0f} MiB; {limit}.")
+    if not zipfile.is_zipfile(path):
+        raise WeightsError(
+            f"{path.name} is not a plain PyTorch state_dict (torch.save writes a zip archive), so it was not loaded. "
+            "Save one with torch.save(model.state_dict(), path)."
+        )
+    with zipfile.ZipFile(path) as archive:
+        unpacked = sum(entry.file_size for entry in archive.infolist())
+    if unpacked > MAX_WEIGHTS_BYTES:
+        raise WeightsError(
+            f"{path.name} would unpack to {unpacked / 2**20:,.0f} MiB from {size / 2**20:,.1f} MiB; {limit}. "
+            "torch.save stores tensors uncompressed, so this file was not written by it."
+        )
+
+
+def _finite(state_dict: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    damaged = [key for key, tensor in state_dict.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if damaged:
+        raise WeightsError(
+            f"{name} holds NaN or infinite values in {_listing(damaged)}, so every prediction would be NaN. "
+            "The file is damaged or was saved after training diverged: use another checkpoint."
+        )
+    return state_dict
 
 
 def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:

@@ -121,15 +121,20 @@ def edit_table(at, edited_rows=None, added_rows=(), deleted_rows=()):
     return at.run()
 
 
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident memory of a process (this one by default), from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
+
+
 @dataclass(frozen=True)
 class AppServer:
     url: str
     pid: int
 
     def rss_bytes(self) -> int:
-        """Resident memory of the server process, from /proc."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
+        """Resident memory of the server process."""
+        return rss_bytes(self.pid)
 
 
 @pytest.fixture(scope="session")

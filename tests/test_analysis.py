@@ -4,7 +4,8 @@ import warnings
 
 import pytest
 
-from mbv2.analysis import LAYER_KINDS, analyse, bottleneck_madds, paper_bottleneck_madds
+from mbv2.analysis import LAYER_KINDS, analyse, paper_bottleneck_madds
+from mbv2.cost import bottleneck_madds
 from mbv2.model import build_model
 from mbv2.spec import ArchSpec, Block
 

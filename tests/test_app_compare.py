@@ -1,5 +1,7 @@
 """The Compare view in AppTest: the list of configurations, latency on demand, the plot, the exports."""
 
+import gc
+
 import pytest
 
 from conftest import app_test, metrics
@@ -103,3 +105,46 @@ def test_distillation_runs_live_and_its_weights_join_every_picker():
     assert "10 steps in" in captions and "_distilled.pth" in captions
     assert "Stars: the same configurations after distillation" in captions
     assert any(name.endswith("_distilled.pth") for name in at.selectbox(key="compare_weights").options)
+
+
+def test_a_batch_too_large_for_the_design_is_explained_and_a_smaller_one_is_measured():
+    at = app_test(view="compare", width="0.35", res="1024").run()
+    at.number_input(key="compare_runs").set_value(1).run()
+    at.number_input(key="compare_batch").set_value(64).run()
+    at.button(key="compare_measure").click().run()
+    assert not at.exception
+    [error] = at.error
+    assert "A batch of 64 images of this design would need about 18.0 GiB of feature maps; the limit is 4.0 GiB. " \
+           "Use a batch of at most 14" in error.value
+    at.number_input(key="compare_batch").set_value(1).run()
+    at.button(key="compare_measure").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value["Latency (ms)"].notna().all()
+
+
+def _export(at, name: str) -> None:
+    at.selectbox(key="compare_export_name").select(name).run()
+    at.button(key="compare_prepare").click().run()
+    assert len(at.get("download_button")) == 4
+
+
+def _large_files_held() -> int:
+    """Byte strings above 10 MB that some live object holds (a model file, not the app's own data)."""
+    containers = (obj for obj in gc.get_objects() if isinstance(obj, (dict, list, tuple)))
+    return sum(
+        isinstance(item, bytes) and len(item) > 10**7
+        for container in containers
+        for item in (container.values() if isinstance(container, dict) else container)
+    )
+
+
+def test_exported_files_go_when_the_session_goes():
+    """A visitor exports a large design (two files of about 45 MB) and leaves: the server keeps none of it."""
+    gc.collect()
+    assert _large_files_held() == 0
+    at = app_test(view="compare", width="2.0", res="96").run()
+    _export(at, "My design 1 (2.0/96)")
+    assert _large_files_held() == 2  # the TorchScript and ONNX files, held by the session that asked
+    del at
+    gc.collect()
+    assert _large_files_held() == 0

@@ -99,3 +99,74 @@ def test_installed_console_script_sweeps_in_parallel(tmp_path):
     assert header.startswith("t,name,width_mult,resolution,params,madds_paper,madds_fvcore,peak_activation_bytes")
     assert first.startswith("6,1.0/96 t=6,1.0,96,3504872,56289152,")
     assert second.startswith("6,0.5/96 t=6,0.5,96,1968680,18885440,")
+
+
+def run(argv: list[str]) -> int:
+    """main(), with argparse's own exits (usage errors) returned like every other status."""
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
+SPEC_FILES = {  # id: (the file's bytes, what the one-line message says)
+    "blocks a number": (b'{"blocks": 5}', "blocks must be a list of rows (t, c, n, s), got 5."),
+    "blocks null": (b'{"blocks": null}', "blocks must be a list of rows (t, c, n, s), got None."),
+    "huge integer": (b'{"resolution": 1' + b"0" * 5000 + b"}", "an integer of 5001 digits"),
+    "deep nesting": (b'{"blocks": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    "not utf-8": (b'{"padding": "\xff"}', "not UTF-8 text (byte 13 cannot be read)"),
+    "nan": (b'{"width_mult": NaN}', "holds NaN, which is not a number"),
+    "a list": (b"[1, 2]", "must hold a JSON object with fields such as blocks"),
+}
+
+
+@pytest.mark.parametrize("content, message", SPEC_FILES.values(), ids=SPEC_FILES.keys())
+def test_a_bad_spec_file_is_one_line_and_the_next_good_one_works(tmp_path, capsys, content, message):
+    path = tmp_path / "spec.json"
+    path.write_bytes(content)
+    assert run(["summary", "--spec", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    path.write_text(ArchSpec(width_mult=0.35, resolution=96).to_json())
+    assert run(["summary", "--spec", str(path)]) == 0
+
+
+def test_a_spec_file_may_write_whole_numbers_as_floats(tmp_path, capsys):
+    path = tmp_path / "spec.json"
+    path.write_text('{"resolution": 160.0, "blocks": [[1, 16, 1, 1], [6.0, 24, 2, 2]]}')
+    assert run(["summary", "--spec", str(path)]) == 0
+    assert "MobileNetV2 1.0/160" in capsys.readouterr().out
+
+
+BAD_COMMANDS = {  # id: (arguments, what the one-line message says); {tmp} is a fresh folder
+    "negative warm-up": (["summary", "--warmup", "-1"], "argument --warmup: must be at least 0, got -1"),
+    "text width": (["summary", "--width", "wide"], "argument --width: invalid float value: 'wide'"),
+    "endless spec": (["summary", "--spec", "/dev/zero"], "larger than 1,000,000 bytes"),
+    "two problems": (["summary", "--width", "9", "--resolution", "9999"],
+                     "got 9.0. Input resolution must be between 32 and 1024, got 9999."),
+    "export onto a file": (["export", "--out", "{tmp}/taken", "--width", "0.35", "--resolution", "64"],
+                           "Cannot make the folder {tmp}/taken: File exists."),
+    "export under /dev/null": (["export", "--out", "/dev/null/out", "--width", "0.35", "--resolution", "64"],
+                               "Cannot make the folder /dev/null/out: Not a directory."),
+    "sweep into a missing folder": (["sweep", "--widths", "0.35", "--resolutions", "96", "--out", "{tmp}/no/rows.csv"],
+                                    "The folder {tmp}/no does not exist; create it first"),
+    "sweep grid too large": (["sweep", "--widths", *[f"0.{n}" for n in range(10, 60)], "--resolutions",
+                              *map(str, range(96, 136)), "--expansions", "2", "6"],
+                             "The grid has 4,000 points; the limit is 1,000."),
+    "too many workers": (["sweep", "--widths", "0.35", "--resolutions", "96", "--workers", "1000"],
+                         "Workers must be between 1 and"),
+}
+
+
+@pytest.mark.parametrize("argv, message", BAD_COMMANDS.values(), ids=BAD_COMMANDS.keys())
+def test_every_command_error_is_one_line_with_status_2(tmp_path, capsys, monkeypatch, argv, message):
+    import mbv2.sweep
+
+    monkeypatch.setattr(mbv2.sweep, "summarise", lambda *a: pytest.fail("computed a row that would be refused or lost"))
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert run([arg.replace("{tmp}", str(tmp_path)) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert message.replace("{tmp}", str(tmp_path)) in err
+    monkeypatch.undo()
+    assert run(["summary", "--width", "0.35", "--resolution", "96"]) == 0

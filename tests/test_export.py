@@ -9,7 +9,7 @@ from onnx.reference import ReferenceEvaluator
 
 from conftest import WEIGHTS_JSON, dev_images
 from mbv2.cli import main
-from mbv2.export import onnx_bytes, seeded_model
+from mbv2.export import onnx_bytes, seeded_model, traced
 from mbv2.images import open_image
 from mbv2.spec import ArchSpec
 
@@ -69,3 +69,27 @@ def test_random_weights_are_seeded_and_pretrained_export_refuses_a_second_archit
     with pytest.raises(SystemExit):
         main(["export", "--out", str(tmp_path), "--weights", str(WEIGHTS_JSON), "--width", "0.5"])
     assert "--weights fixes the architecture" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small_tf_same():
+    """A small random model with TF padding, whose padding depends on the input size."""
+    return seeded_model(ArchSpec(width_mult=0.35, resolution=64, padding="tf_same"))
+
+
+def test_torchscript_refuses_another_size_and_takes_any_batch(small_tf_same):
+    script = traced(small_tf_same)
+    with pytest.raises(Exception, match="This model was traced at 64x64 pixels; resize the image to that."):
+        script(torch.zeros(1, 3, 96, 96))  # would run with the padding of 64 and give wrong logits
+    images = torch.randn(3, 3, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(script(images), small_tf_same(images))
+
+
+def test_onnx_takes_any_batch(small_tf_same):
+    model = onnx.load_from_string(onnx_bytes(small_tf_same))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    images = torch.randn(3, 3, 64, 64)
+    logits = ReferenceEvaluator(model).run(None, {"image": images.numpy()})[0]
+    with torch.inference_mode():
+        np.testing.assert_allclose(logits, small_tf_same(images).numpy(), rtol=1e-4, atol=1e-4)

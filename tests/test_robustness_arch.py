@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 import mbv2.analysis
-from conftest import PAPER_PARAMS, app_test, edit_table, metrics
+from conftest import PAPER_PARAMS, app_test, edit_table, metrics, rss_bytes
 from mbv2.spec import ArchSpec
 
 Action = Callable[[object], object]  # one user input applied to an AppTest, which it reruns
@@ -33,6 +33,11 @@ FIX_RESOLUTION = (number("resolution", 160), "Last feature map", "5×5×1280")
 FIX_WIDTH = (number("width_mult", 0.5), "Parameters", "1,968,680")
 LAYER_LIMIT = "the limit is 16,384"
 FEATURE_MAP_LIMIT = "the limit is 67,108,864 values (256 MiB)"
+WORK_LIMIT = "billion multiply-adds; the limit is 25 billion"
+MEMORY_LIMIT = "of feature maps; the limit is 4.0 GiB"
+# t = 6, c = 40, three repeats at stride 1 right after the stem of a 1024 input: every map is within
+# the single-map limit, but fvcore's trace would hold about 9 GiB of them.
+WIDE_ROWS_LINK = {"blocks": "1-16-1-1,6-40-3-1,6-320-1-2", "res": "1024"}
 
 
 @pytest.fixture
@@ -81,6 +86,8 @@ BAD_INPUTS = {  # id: (bad input, what the message says, the good input that fol
     "feature map too large": (table(edited_rows={0: {"c": 1024}}),
                               f"The largest feature map would hold 77,070,336 values (0.3 GiB); {FEATURE_MAP_LIMIT}.",
                               FIX_TABLE),
+    # Every map fits, but 32 wide blocks at 112×112 would be 111 billion multiply-adds and 25 GiB of trace.
+    "too much work": (table(edited_rows={1: {"t": 32, "c": 64, "n": 32, "s": 1}}), WORK_LIMIT, FIX_TABLE),
     "absurd resolution": (number("resolution", 100_000), "Input resolution must be between 32 and 1024, got 100000.",
                           FIX_RESOLUTION),
     "resolution zero": (number("resolution", 0), "Input resolution must be between 32 and 1024, got 0.",
@@ -120,6 +127,7 @@ BAD_LINKS = {  # id: (query, what the message says)
     # 1024 is allowed, but with t=32 row 2's expansion would hold 512×512×512 values.
     "feature map too large": ({"blocks": "1-16-1-1,32-24-2-2", "res": "1024"},
                               f"would hold 134,217,728 values (0.5 GiB); {FEATURE_MAP_LIMIT}."),
+    "too much memory": (WIDE_ROWS_LINK, MEMORY_LIMIT),
 }
 
 
@@ -147,3 +155,18 @@ def test_a_resolution_that_does_not_halve_evenly_works_and_is_explained():
     assert "not 200 ÷ 32 = 6.25" in note.value
     at.number_input(key="resolution").set_value(224).run()
     assert not at.info
+
+
+# Above what refusing on paper allocates (nothing), below what analysing the design would (about 9 GiB).
+MAX_GROWTH_BYTES = 200 * 2**20
+
+
+def test_memory_stays_bounded_when_links_ask_for_huge_designs():
+    at = app_test(view="architecture").run()
+    baseline = rss_bytes()
+    for resolution in ("1024", "960", "896"):  # three visitors' links in a row, each its own design
+        link = app_test(view="architecture", **{**WIDE_ROWS_LINK, "res": resolution}).run()
+        assert not link.exception and MEMORY_LIMIT in link.warning[0].value
+    growth = rss_bytes() - baseline
+    assert growth < MAX_GROWTH_BYTES, f"the process grew by {growth / 2**20:.0f} MiB"
+    assert_the_next_good_input_works(at, FIX_TABLE)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import mimetypes
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +21,9 @@ import streamlit as st
 from PIL import Image
 from streamlit import config
 
-from mbv2.images import MAX_SIDE, SUPPORTED
+from mbv2.images import DECODE_BYTES_PER_PIXEL, MAX_PIXELS, MAX_SIDE, SUPPORTED
 
-from conftest import DEV_IMAGES, app_test, encode
+from conftest import DEV_IMAGES, app_test, encode, rss_bytes
 
 ZEBRA = DEV_IMAGES / "n02391049_zebra.JPEG"  # 500×375, top-1 "zebra" with the shared weights
 FOX = DEV_IMAGES / "n02120505_grey_fox.JPEG"  # the good upload after each bad one
@@ -32,7 +34,7 @@ CORRUPT = (
 )
 NOT_AN_IMAGE = f"is not an image that can be read. Choose a {SUPPORTED} image."
 BOMB = (
-    "claims more than 89,478,485 pixels, Pillow's safety limit against decompression bombs, "
+    "claims more than 50,000,000 pixels (50 megapixels), the most this app decodes, "
     "so it was not opened. Resize it below that and try again."
 )
 
@@ -49,6 +51,21 @@ def png_claiming(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def webp_claiming(width: int, height: int) -> bytes:
+    """A 34-byte lossless RGBA WebP whose header claims width × height: 3 KB files like it decoded to GiBs."""
+    data = bytearray(encode(Image.new("RGBA", (1, 1)), "WEBP", lossless=True))
+    bits = data.index(b"VP8L") + 9  # after the chunk's name, its size and the lossless signature byte
+    data[bits : bits + 4] = struct.pack("<I", (width - 1) | (height - 1) << 14 | 1 << 28)  # alpha, version 0
+    return bytes(data)
+
+
+def jpeg_claiming_more_rows(data: bytes, factor: int = 4) -> bytes:
+    """The same JPEG with a frame header claiming `factor` times its rows: libjpeg pads them with grey."""
+    frame = data.index(b"\xff\xc0") + 5  # baseline frame header: length (2 bytes), precision (1), then height
+    height = struct.unpack(">H", data[frame : frame + 2])[0]
+    return data[:frame] + struct.pack(">H", height * factor) + data[frame + 2 :]
 
 
 def upload(at, name: str, data: bytes):
@@ -96,6 +113,8 @@ BAD_FILES: dict[str, tuple[str, Callable[[], bytes], str]] = {
     # Above twice Pillow's limit Pillow itself refuses; between 1x and 2x it only warns, so the library must refuse.
     "bomb": ("huge.png", lambda: png_claiming(20_000, 20_000), BOMB),
     "bomb-below-2x": ("large.png", lambda: png_claiming(10_000, 10_000), BOMB),
+    "bomb-webp-rgba": ("tiny.webp", lambda: webp_claiming(9000, 9000), BOMB),
+    "jpeg-header-lies": ("zebra.jpg", lambda: jpeg_claiming_more_rows(ZEBRA.read_bytes()), CORRUPT),
 }
 
 
@@ -200,13 +219,13 @@ def test_the_uploader_states_the_formats_and_the_configured_size_limit():
     at = app_test(view="classify").run()
     at.segmented_control(key="image_origin").set_value("Upload").run()
     limit = st.get_option("server.maxUploadSize")  # 20 from this project's .streamlit/config.toml
-    assert at.file_uploader(key="upload").help == f"JPEG, PNG, WebP, BMP or GIF, up to {limit} MB"
+    assert at.file_uploader(key="upload").help == f"JPEG, PNG, WebP, BMP or GIF, up to {limit} MB and 50 megapixels"
 
 
 def test_the_size_limit_is_read_from_the_config_not_written_in_the_code(upload_limit_mb):
     at = app_test(view="classify").run()
     at.segmented_control(key="image_origin").set_value("Upload").run()
-    assert at.file_uploader(key="upload").help.endswith(f"up to {upload_limit_mb} MB")
+    assert at.file_uploader(key="upload").help.endswith(f"up to {upload_limit_mb} MB and 50 megapixels")
 
 
 def captions(at) -> list[str]:
@@ -235,3 +254,53 @@ def test_the_page_says_which_image_is_in_use_until_a_new_one_arrives():
     at.camera_input(key="camera").set_value(("shot.jpg", VOLCANO.read_bytes(), "image/jpeg")).run()
     assert classified_cleanly(at, "volcano") and not captions(at)
     assert shown(at)[0].startswith("camera, ")
+
+
+def test_memory_stays_bounded_when_small_files_claim_huge_images(at):
+    """Three 34-byte WebPs claiming 81 megapixels each used to add about 2.1 GiB apiece."""
+    upload(at, "fox.jpg", FOX.read_bytes())  # the session's decoding machinery, paid once
+    baseline = rss_bytes()
+    for side in (9000, 8999, 8998):  # different bytes each time, so no cache answers
+        upload(at, "tiny.webp", webp_claiming(side, side))
+        assert [error.value for error in at.error] == [f"tiny.webp {BOMB}"]
+    growth = rss_bytes() - baseline
+    assert growth < 50 * 2**20, f"the process grew by {growth / 2**20:.0f} MiB"
+    upload(at, "fox.jpg", FOX.read_bytes())
+    assert classified_cleanly(at, "grey fox")
+
+
+DECODE_PEAK = """
+import sys
+from mbv2.images import open_image
+def peak():
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM"))
+before = peak()
+image = open_image(sys.argv[1])
+print(peak() - before, image.width, image.height)
+"""
+
+
+@pytest.mark.parametrize("mode, fill, fmt", [("RGBA", (10, 200, 30, 128), "WEBP"), ("I;16", 40_000, "PNG")],
+                         ids=["webp-rgba", "png-16-bit"])
+def test_the_largest_accepted_image_decodes_within_its_reserved_memory(tmp_path, mode, fill, fmt):
+    """Just under the pixel cap, measured in a fresh process: the peak stays under what the decode reserves."""
+    side = int(MAX_PIXELS**0.5) - 1
+    path = tmp_path / f"large.{fmt.lower()}"
+    path.write_bytes(encode(Image.new(mode, (side, side), fill), fmt, **({"lossless": True} if fmt == "WEBP" else {})))
+    assert path.stat().st_size < 200_000  # small to send, large to decode
+    finished = subprocess.run([sys.executable, "-c", DECODE_PEAK, str(path)], capture_output=True, text=True)
+    growth, width, height = map(int, finished.stdout.split())
+    assert (width, height) == (MAX_SIDE, MAX_SIDE)
+    assert growth <= MAX_PIXELS * DECODE_BYTES_PER_PIXEL, f"decoding took {growth / 2**20:.0f} MiB"
+
+
+def test_an_upload_name_is_shown_as_typed_not_as_markdown(at):
+    name = "**bold** [link](http://example.com) `x`.jpg"
+    escaped = r"\*\*bold\*\* \[link\](http://example.com) \`x\`.jpg"
+    upload(at, name, FOX.read_bytes())
+    assert classified_cleanly(at, "grey fox")
+    assert shown(at)[0] == f"{escaped}, 500×375"
+    upload(at, name, b"not a picture")
+    assert [error.value for error in at.error] == [f"{escaped} {NOT_AN_IMAGE}"]
+    upload(at, "fox.jpg", FOX.read_bytes())
+    assert classified_cleanly(at, "grey fox")

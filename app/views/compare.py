@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TypeVar
 
 import pandas as pd
@@ -34,7 +33,7 @@ from mbv2.spec import ArchSpec
 
 CONFIGS_KEY = "compare_configs"  # name -> ArchSpec, in the order they were added
 LATENCY_KEY = "compare_latency"  # (ArchSpec, LatencySettings) -> LatencyResult, measured in this session
-EXPORT_KEY = "compare_export"  # the ArchSpec whose files were prepared for download
+EXPORT_KEY = "compare_export"  # (ArchSpec, its files) prepared for download in this session
 PRESETS = {config.name: config.spec for config in tf_slim_presets()}
 ACCURACY_KEY = "compare_accuracy"  # (ArchSpec, AccuracySettings) -> Evaluation, measured in this session
 IMPORTANCE_KEY = "compare_importance_results"  # AccuracySettings -> (full network's Evaluation, per-block results)
@@ -236,7 +235,8 @@ def _measure(
     timed = _each_with_progress(pending, "Timing", "run", lambda spec, show: measure_spec(spec, settings, show))
     for spec, result in timed:
         measured[(spec, settings)] = result
-    st.rerun()
+    if all((spec, settings) in measured for spec in pending.values()):
+        st.rerun()  # else an error is on the page; what was measured shows at the next run
 
 
 def _each_with_progress(
@@ -252,7 +252,13 @@ def _each_with_progress(
         def show(done: int, total: int, number: int = number, name: str = name) -> None:
             bar.progress((number + done / total) / len(pending), text=f"{action} {name}: {unit} {done} of {total}")
 
-        yield spec, measure(spec, show)
+        try:
+            result = measure(spec, show)
+        except MBV2Error as error:  # e.g. a batch too large for this design's memory: say so, keep the rest
+            bar.empty()
+            st.error(f"{name}: {error}")
+            return
+        yield spec, result
 
 
 def _score_of(evaluation: Evaluation) -> float:
@@ -310,7 +316,8 @@ def _score(
     except MBV2Error as error:
         st.error(str(error))
         return
-    st.rerun()
+    if all((spec, settings) in scored for spec in pending.values()):
+        st.rerun()  # else an error is on the page; what was measured shows at the next run
 
 
 def _pareto(
@@ -480,16 +487,14 @@ def pareto_figure(summaries: list[ConfigSummary], axis: str) -> go.Figure:
     return figure
 
 
-@lru_cache(maxsize=4)
-def _traced_files(spec: ArchSpec) -> tuple[bytes, str]:
-    """TorchScript and its root operators, from one trace; kept for the whole server."""
-    script = traced(seeded_model(spec))
-    return torchscript_bytes(script), operators_yaml(script)
+def _export_files(spec: ArchSpec) -> tuple[bytes, str, bytes]:
+    """TorchScript, its root operators (from the same trace) and ONNX.
 
-
-@lru_cache(maxsize=4)
-def _onnx_file(spec: ArchSpec) -> bytes:
-    return onnx_bytes(seeded_model(spec))
+    Kept in the session that asked, one design at a time, so the memory goes when the session does.
+    """
+    model = seeded_model(spec)
+    script = traced(model)
+    return torchscript_bytes(script), operators_yaml(script), onnx_bytes(model)
 
 
 def _exports(configs: dict[str, ArchSpec]) -> None:
@@ -507,19 +512,18 @@ def _exports(configs: dict[str, ArchSpec]) -> None:
         "Spec (JSON)", spec.to_json(), f"{stem}.json", "application/json",
         key="compare_download_spec", on_click="ignore",
     )
-    if st.session_state.get(EXPORT_KEY) != spec:
+    prepared_spec, files = st.session_state.get(EXPORT_KEY, (None, None))
+    if prepared_spec != spec:
         if st.button("Prepare TorchScript, operators and ONNX", key="compare_prepare"):
             try:
                 with st.spinner(f"Tracing and exporting {name} (ONNX takes a few seconds)…"):
-                    _traced_files(spec)
-                    _onnx_file(spec)
+                    st.session_state[EXPORT_KEY] = (spec, _export_files(spec))
             except MBV2Error as error:
                 st.error(str(error))
                 return
-            st.session_state[EXPORT_KEY] = spec
             st.rerun()
         return
-    torchscript, operators = _traced_files(spec)
+    torchscript, operators, onnx = files
     script_column.download_button(
         "TorchScript (.pt)", torchscript, f"{stem}.pt", "application/octet-stream",
         key="compare_download_torchscript", on_click="ignore",
@@ -529,6 +533,6 @@ def _exports(configs: dict[str, ArchSpec]) -> None:
         key="compare_download_operators", on_click="ignore",
     )
     onnx_column.download_button(
-        "ONNX", _onnx_file(spec), f"{stem}.onnx", "application/octet-stream",
+        "ONNX", onnx, f"{stem}.onnx", "application/octet-stream",
         key="compare_download_onnx", on_click="ignore",
     )

@@ -23,8 +23,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from mbv2.budget import PROCESS_BUDGET
+from mbv2.cost import MAX_WORKING_BYTES, gibibytes, traced_bytes
 from mbv2.device import inference_device
-from mbv2.errors import EvaluationError
+from mbv2.errors import EvaluationError, ResourceError
 from mbv2.evaluate import Evaluation, Evaluator, ImageSet, predict, score
 from mbv2.fast import fast_model
 from mbv2.images import open_image
@@ -68,6 +70,26 @@ def distill(
     `preprocessing` gives the normalisation both networks were trained with; each sees the same
     random crop, at its own resolution. Raising from `progress` stops the training (a cancel).
     """
+    # Backward keeps every intermediate, as a trace does: the same estimate, per image of the batch.
+    working_bytes = traced_bytes(student.spec) * settings.batch_size
+    if working_bytes > MAX_WORKING_BYTES:
+        raise ResourceError(
+            f"Distilling this design in batches of {settings.batch_size} would need about "
+            f"{gibibytes(working_bytes)}; the limit is {gibibytes(MAX_WORKING_BYTES)}. Use a batch of at most "
+            f"{max(1, MAX_WORKING_BYTES // traced_bytes(student.spec))}, or a smaller design."
+        )
+    with PROCESS_BUDGET.reserve(working_bytes):  # heavy requests queue instead of multiplying memory
+        return _train(teacher, student, preprocessing, images, settings, progress)
+
+
+def _train(
+    teacher: MobileNetV2,
+    student: MobileNetV2,
+    preprocessing: Preprocessing,
+    images: ImageSet,
+    settings: DistillationSettings,
+    progress: StepProgress | None,
+) -> list[float]:
     device = inference_device()
     teacher_logits = fast_model(teacher, device)  # a folded copy: the shared teacher is never moved or changed
     student = student.to(device).eval()

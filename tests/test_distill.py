@@ -8,8 +8,10 @@ import statistics
 import pytest
 
 from conftest import DEV_IMAGES, EVAL_IMAGES, run_cli
-from mbv2.distill import DistillationSettings, recover
+from mbv2.distill import DistillationSettings, distill, recover
+from mbv2.errors import ResourceError
 from mbv2.evaluate import Evaluator, calibration_set, image_set
+from mbv2.inherit import inherit
 
 
 @pytest.mark.slow
@@ -32,3 +34,9 @@ def test_distilled_width_0_75_beats_its_inherited_weights_and_loads_back(tf_sour
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="steps must be a whole number of at least 1"):
         DistillationSettings(steps=0)
+
+
+def test_a_design_too_large_to_train_in_one_batch_is_refused_before_any_work(tf_model, tf_source, tmp_path):
+    large = inherit(tf_model, tf_source.spec.replace(resolution=1024)).model
+    with pytest.raises(ResourceError, match=r"Distilling this design in batches of 16 would need about .* Use a batch"):
+        distill(tf_model, large, tf_source.preprocessing, image_set(EVAL_IMAGES, limit=4))

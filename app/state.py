@@ -7,8 +7,10 @@ shares one model per configuration and an edit back to a seen configuration is i
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 from torch import nn
@@ -180,6 +182,24 @@ def evaluator(source_name: str, folder: str, limit: int) -> Evaluator:
         source_by_name(source_name), image_set(folder, limit), calibration_set(), model=pretrained(source_name),
         calibration=calibration(source_name),
     )
+
+
+Result = TypeVar("Result")
+
+
+@st.cache_resource
+def _inference_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+
+def on_inference_thread(work: Callable[..., Result], *args: object) -> Result:
+    """Run a forward pass on the server's one inference thread.
+
+    Two cores gain nothing from two forward passes at once, and glibc keeps what a thread frees in
+    that thread's own malloc arena: with every session (a Streamlit thread) running its own, ten
+    sessions classifying together held about 10 MiB of freed activations each.
+    """
+    return _inference_thread().submit(work, *args).result()
 
 
 def source_by_name(name: str) -> WeightSource:

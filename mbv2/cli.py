@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,7 +33,8 @@ from mbv2.inherit import CORRECTIONS
 from mbv2.jsonfile import read_json_file
 from mbv2.latency import LatencySettings, measure_spec
 from mbv2.spec import ArchSpec
-from mbv2.sweep import FORMATS, check_writable, grid, sweep, write
+from mbv2.sweep import AccuracyJob, Measurements, configs_from_file, grid, run
+from mbv2.sweeptable import SUFFIXES, Row, appender, check_table_path, done_specs, spec_key
 from mbv2.weights import WEIGHTS_ENV, WeightSource, available_sources, local_source, sources_in_folder
 
 
@@ -93,10 +95,8 @@ def _progress_bar(description: str):
 
 def _summary(args: argparse.Namespace) -> int:
     spec = _spec(args)
-    latency = None
-    if args.latency:
-        settings = LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, threads=args.threads)
-        latency = measure_spec(spec, settings, _progress_bar("timing"))
+    settings = _latency_settings(args)
+    latency = measure_spec(spec, settings, _progress_bar("timing")) if settings is not None else None
     summary = summarise(NamedConfig("summary", spec), latency)
     print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
     for convention, meaning in CONVENTIONS.items():
@@ -195,26 +195,67 @@ def _recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latency_settings(args: argparse.Namespace) -> LatencySettings | None:
+    """--runs, --warmup, --batch, --threads when --latency is on."""
+    if not args.latency:
+        return None
+    return LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, threads=args.threads)
+
+
+def _accuracy_job(args: argparse.Namespace) -> AccuracyJob | None:
+    """--images (with --weights, --limit, --calibration, --correction), or None when no images are named."""
+    if args.images is None:
+        if args.weights is not None:
+            raise SettingsError("--weights scores each configuration only with --images DIR: name the images too.")
+        return None
+    source = _weight_source(args.weights)
+    return AccuracyJob(source, image_set(args.images, args.limit), calibration_set(args.calibration), args.correction)
+
+
 def _sweep(args: argparse.Namespace) -> int:
     if args.out is not None:
-        check_writable(args.out)  # before the sweep computes anything, not after
-    points = grid(args.widths, args.resolutions, args.expansions)
-    progress = _progress_bar(f"{len(points)} configurations")
-    rows = sweep(points, base=_spec_file(args.spec), workers=args.workers, progress=progress)
-    print(f"{'width':>6} {'res':>4} {'t':>3} {'params':>11} {'MAdds paper':>13} {'MAdds fvcore':>13} {'peak MiB':>9}")
-    for row in rows:
-        s = row.summary
-        print(
-            f"{float(s.spec.width_mult):>6} {s.spec.resolution:>4} {row.point.expansion:>3} {s.params:>11,} "
-            f"{s.madds_paper:>13,} {s.madds_fvcore:>13,} {s.peak_activation_bytes / 2**20:>9.2f}"
-        )
+        check_table_path(args.out)  # before the sweep computes anything, not after
+    measurements = Measurements(accuracy=_accuracy_job(args), latency=_latency_settings(args))
+    if args.specs is not None:
+        configs = configs_from_file(Path(args.specs))
+    else:
+        # Scored sweeps take the weights' padding, so that inheriting them loses nothing to a shifted grid.
+        base = _spec_file(args.spec, measurements.accuracy.source.spec if measurements.accuracy else ArchSpec())
+        repeats = {row: values for row, *values in args.repeats or []}
+        if not all(repeats.values()):
+            raise SettingsError("--repeats takes a row and at least one n, e.g. --repeats 4 2 3 4.")
+        configs = [point.config(base) for point in grid(args.widths, args.resolutions, args.expansions, repeats)]
+    done = done_specs(args.out) if args.out is not None else frozenset()
+    pending = [config for config in configs if spec_key(config.spec.to_dict()) not in done]
+    skipped = f" ({len(configs) - len(pending)} already in {args.out})" if len(pending) < len(configs) else ""
+    progress = _progress_bar(f"{len(pending)} configurations{skipped}")
+    rows: dict[str, Row] = {}
+    with appender(args.out) if args.out is not None else nullcontext() as append:
+        for row in run(pending, measurements, workers=args.workers, scheduler=args.scheduler):
+            if append is not None:
+                append(row)
+            rows[str(row["spec"])] = row
+            progress(len(rows), len(pending))
+    _print_rows([rows[key] for config in pending if (key := spec_key(config.spec.to_dict())) in rows])
     if args.out is not None:
-        try:
-            write(rows, args.out)
-        except OSError as error:
-            raise SettingsError(f"Cannot write {args.out}: {error.strerror}.") from None
-        print(f"wrote {len(rows)} rows to {args.out}")
+        print(f"wrote {len(rows)} rows to {args.out}{skipped}")
     return 0
+
+
+def _print_rows(rows: list[Row]) -> None:
+    columns = {  # heading: (width, how one row's value is shown)
+        "configuration": (-28, lambda row: row["name"]),
+        "params": (11, lambda row: f"{row['params']:,}"),
+        "MAdds paper": (13, lambda row: f"{row['madds_paper']:,}"),
+        "MAdds fvcore": (13, lambda row: f"{row['madds_fvcore']:,}"),
+        "peak MiB": (9, lambda row: f"{row['peak_activation_bytes'] / 2**20:.2f}"),
+        "top-1 %": (8, lambda row: "" if row["top1"] is None else f"{row['top1']:.1f}"),
+        "agree %": (8, lambda row: "" if row["agreement"] is None else f"{row['agreement']:.1f}"),
+        "ms": (8, lambda row: "" if row["latency_median_ms"] is None else f"{row['latency_median_ms']:.2f}"),
+    }
+    print(" ".join(f"{heading:{'<' if width < 0 else '>'}{abs(width)}}" for heading, (width, _) in columns.items()))
+    for row in rows:
+        print(" ".join(f"{show(row):{'<' if width < 0 else '>'}{abs(width)}}" for width, show in columns.values()))
 
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -255,8 +296,8 @@ _positive_int = _at_least(1)
 
 def _table_file(text: str) -> Path:
     path = Path(text)
-    if path.suffix.lower() not in FORMATS:
-        raise argparse.ArgumentTypeError(f"must end in {' or '.join(FORMATS)}, got {text}")
+    if path.suffix.lower() not in SUFFIXES:
+        raise argparse.ArgumentTypeError(f"must end in {' or '.join(SUFFIXES)}, got {text}")
     return path
 
 
@@ -272,6 +313,30 @@ def one_line(message: str) -> str:
     joined = re.sub(r":\s*\n- ", ": ", message.strip())
     joined = re.sub(r"(?<=[.!?])\s*\n(?:- )?", " ", joined)  # problems that end a sentence
     return re.sub(r"\s*\n(?:- )?", "; ", joined)
+
+
+def _add_accuracy_options(parser: argparse.ArgumentParser, images_note: str) -> None:
+    parser.add_argument(
+        "--images",
+        help=f"a folder of <synset>_*.JPEG files or of <synset>/ subfolders{images_note}; "
+        "unlabelled images give the agreement only",
+    )
+    parser.add_argument("--limit", type=_positive_int, help="use this many images, spread over the folder")
+    parser.add_argument(
+        "--calibration",
+        help=f"unlabelled images that rank channels when slicing, {CALIBRATION_LIMIT} at most "
+        f"(default: ${CALIBRATION_ENV}, else the sample images)",
+    )
+    parser.add_argument("--correction", choices=list(CORRECTIONS), default="regression",
+                        help="how sliced channels are made up for (default: regression)")
+
+
+def _add_latency_options(parser: argparse.ArgumentParser, latency_help: str) -> None:
+    parser.add_argument("--latency", action="store_true", help=latency_help)
+    parser.add_argument("--runs", type=_positive_int, default=20, help="timed runs; the median is reported")
+    parser.add_argument("--warmup", type=_at_least(0), default=3, help="untimed runs first")
+    parser.add_argument("--batch", type=_positive_int, default=1, help="images per run")
+    parser.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads during the timing")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -291,11 +356,7 @@ def _build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser(
         "summary", parents=[spec_options], help="parameters, multiply-adds, peak memory and (optionally) latency"
     )
-    summary.add_argument("--latency", action="store_true", help="also measure CPU latency (takes a few seconds)")
-    summary.add_argument("--runs", type=_positive_int, default=20, help="timed runs; the median is reported")
-    summary.add_argument("--warmup", type=_at_least(0), default=3, help="untimed runs first")
-    summary.add_argument("--batch", type=_positive_int, default=1, help="images per run")
-    summary.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads during the timing")
+    _add_latency_options(summary, "also measure CPU latency (takes a few seconds)")
     summary.set_defaults(run=_summary)
 
     classify_command = commands.add_parser("classify", help="top-k ImageNet classes of images")
@@ -317,19 +378,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "architecture gets the pretrained weights copied, grown or sliced (mbv2.inherit), with no training.",
     )
     evaluate.add_argument("--weights", help=weights_help)
-    evaluate.add_argument(
-        "--images",
-        help=f"a folder of <synset>_*.JPEG files or of <synset>/ subfolders (default: ${IMAGENET_ENV}); "
-        "unlabelled images give the agreement only",
-    )
-    evaluate.add_argument("--limit", type=_positive_int, help="use this many images, spread over the folder")
-    evaluate.add_argument(
-        "--calibration",
-        help=f"unlabelled images that rank channels when slicing, {CALIBRATION_LIMIT} at most "
-        f"(default: ${CALIBRATION_ENV}, else the sample images)",
-    )
-    evaluate.add_argument("--correction", choices=list(CORRECTIONS), default="regression",
-                          help="how sliced channels are made up for (default: regression)")
+    _add_accuracy_options(evaluate, f" (default: ${IMAGENET_ENV})")
     evaluate.add_argument("--block-importance", action="store_true",
                           help="also evaluate the weights' own network with each residual block removed in turn")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -351,15 +400,32 @@ def _build_parser() -> argparse.ArgumentParser:
     recover_command.set_defaults(run=_recover)
 
     sweep_command = commands.add_parser(
-        "sweep", parents=[spec_file], help="counts over a grid of width x resolution x t, in parallel processes"
+        "sweep", parents=[spec_file],
+        help="a grid of width x resolution x t x n, or a file of specs: counts, and top-1 and latency on request",
+        description="Runs on Dask: on the cluster at --scheduler, else on --workers local processes. With --out, "
+        "each row is appended as it arrives and a rerun skips the configurations already in the file.",
     )
     sweep_command.add_argument("--widths", type=float, nargs="+", default=list(PRESET_WIDTHS))
     sweep_command.add_argument("--resolutions", type=int, nargs="+", default=list(PRESET_RESOLUTIONS))
     sweep_command.add_argument(
         "--expansions", type=int, nargs="+", default=[6], help="t for every row that expands (a t = 1 row stays 1)"
     )
-    sweep_command.add_argument("--workers", type=_positive_int, help="processes (default: one per CPU core)")
-    sweep_command.add_argument("--out", type=_table_file, help="write the rows to FILE.csv or FILE.json")
+    sweep_command.add_argument(
+        "--repeats", type=_positive_int, nargs="+", action="append", metavar=("ROW", "N"),
+        help="the values of n to try for one row of the table (from 1), e.g. --repeats 4 2 3 4; repeat for more rows",
+    )
+    sweep_command.add_argument(
+        "--specs", help="sweep these architectures instead of a grid: a JSON list of specs, or one per line (.jsonl)"
+    )
+    where = sweep_command.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, help="local processes (default: one per CPU core)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    sweep_command.add_argument(
+        "--out", type=_table_file, help="append the rows to FILE.csv or FILE.jsonl, skipping those already there"
+    )
+    sweep_command.add_argument("--weights", help=f"with --images, the weights every configuration inherits: {weights_help}")
+    _add_accuracy_options(sweep_command, "; measures top-1 / top-5 / agreement of every configuration")
+    _add_latency_options(sweep_command, "also measure CPU latency (slowed by other workers on the same machine)")
     sweep_command.set_defaults(run=_sweep)
 
     export = commands.add_parser(

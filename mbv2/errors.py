@@ -47,3 +47,7 @@ class InheritanceError(MBV2Error, ValueError):
 
 class EvaluationError(MBV2Error, ValueError):
     """A folder of images that cannot be evaluated on; the message says what to point at instead."""
+
+
+class SweepFileError(MBV2Error, ValueError):
+    """A sweep table that cannot be read, resumed or appended to; the message names the file and the line."""

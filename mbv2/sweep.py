@@ -1,31 +1,44 @@
-"""A grid over width, resolution and expansion t, each point analysed in a worker process.
+"""Design-space sweeps on Dask's distributed scheduler: many architectures, one row each.
 
-Every row is exactly `mbv2.compare.summarise` of that configuration. Sweeps count, they do
-not time: processes running side by side would slow each other and corrupt the latencies.
+Every row holds `mbv2.compare.summarise` of its configuration (counts in both conventions,
+parameters, peak activation memory) and, on request, top-1 / top-5 / agreement with inherited
+weights (`mbv2.evaluate.Evaluator`) and measured latency (`mbv2.latency`).
+
+Where the work runs:
+- an existing cluster (`scheduler="tcp://host:8786"`, started with `dask scheduler` and
+  `dask worker`): weights and images must be at the same paths on every worker;
+- else a `LocalCluster` of `workers` processes (one thread each: the parallelism is across
+  processes, and torch in each would otherwise oversubscribe the cores);
+- or, for one worker, this process (no start-up, nothing to pickle between processes).
+A task whose worker dies is rescheduled by Dask; one that raises is retried `TASK_RETRIES` times.
+Latencies taken while other workers run are slowed by them: time with one worker per machine.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-import json
-import multiprocessing
+import logging
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
-import torch
-
-from mbv2.compare import ConfigSummary, NamedConfig, label, summarise
-from mbv2.errors import SettingsError
+from mbv2.compare import NamedConfig, label, summarise
+from mbv2.errors import SettingsError, SpecError
+from mbv2.evaluate import Evaluation, Evaluator, ImageSet
+from mbv2.inherit import Correction
+from mbv2.jsonfile import parse_json, read_json_file
+from mbv2.latency import LatencySettings, measure_spec
 from mbv2.spec import ArchSpec
+from mbv2.sweeptable import FIELDS, Row, spec_key
+from mbv2.weights import WeightSource
 
-Progress = Callable[[int, int], None]  # (points done, points in total)
-MAX_POINTS = 1000  # about ten minutes on two cores; larger grids are usually a typo in a list
-MAX_WORKERS = 8  # each worker process holds torch and fvcore, about 0.9 GiB
+MAX_POINTS = 1000  # about ten minutes of counting on two cores; larger grids are usually a typo in a list
+MAX_WORKERS = 8  # each local worker process holds torch and fvcore, about 0.9 GiB
+TASK_RETRIES = 2
+SCHEDULER_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -33,91 +46,155 @@ class SweepPoint:
     width_mult: float
     resolution: int
     expansion: int  # replaces t in every row that expands (the paper's first row keeps t = 1)
+    repeats: tuple[tuple[int, int], ...] = ()  # (row, n): the row's repeats replaced, rows counted from 1
 
     def config(self, base: ArchSpec) -> NamedConfig:
-        blocks = tuple(block if block.t == 1 else replace(block, t=self.expansion) for block in base.blocks)
-        spec = base.replace(blocks=blocks, width_mult=self.width_mult, resolution=self.resolution)
-        return NamedConfig(f"{label(self.width_mult, self.resolution)} t={self.expansion}", spec)
+        blocks = [block if block.t == 1 else replace(block, t=self.expansion) for block in base.blocks]
+        for row, n in self.repeats:
+            if not 1 <= row <= len(blocks):
+                raise SpecError([f"Row {row} has no repeats to set: the table has rows 1 to {len(blocks)}."])
+            blocks[row - 1] = replace(blocks[row - 1], n=n)
+        spec = base.replace(blocks=tuple(blocks), width_mult=self.width_mult, resolution=self.resolution)
+        repeats = "".join(f" n{row}={n}" for row, n in self.repeats)
+        return NamedConfig(f"{label(self.width_mult, self.resolution)} t={self.expansion}{repeats}", spec)
+
+
+def grid(
+    widths: Iterable[float],
+    resolutions: Iterable[int],
+    expansions: Iterable[int],
+    repeats: Mapping[int, Sequence[int]] | None = None,
+) -> list[SweepPoint]:
+    """Every combination; `repeats` maps a row (from 1) to the values of n to try for it."""
+    rows = sorted((repeats or {}).items())
+    choices = itertools.product(*[[(row, n) for n in values] for row, values in rows])
+    return [
+        SweepPoint(width, resolution, expansion, chosen)
+        for width, resolution, expansion, chosen in itertools.product(widths, resolutions, expansions, list(choices))
+    ]
+
+
+def configs_from_file(path: Path) -> list[NamedConfig]:
+    """Architectures from a JSON list of spec objects, or JSON lines (one per line); an optional "name" each."""
+    try:
+        if path.suffix.lower() == ".jsonl":
+            items = [parse_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:
+            items = read_json_file(path)
+    except OSError as error:
+        raise SpecError([f"Cannot read the specs file {path}: {error.strerror}."]) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SpecError([f"Cannot read the specs file {path}: {error}"]) from None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise SpecError([f"The specs file {path} must hold a JSON list of spec objects, or one object per line."])
+    configs = []
+    for number, item in enumerate(items, start=1):
+        fields = dict(item)
+        name = fields.pop("name", None)
+        try:
+            spec = ArchSpec.from_dict(fields)
+        except SpecError as error:
+            raise SpecError([f"Spec {number} in {path}: {problem}" for problem in error.problems]) from None
+        configs.append(NamedConfig(str(name or f"#{number} {label(spec.width_mult, spec.resolution)}"), spec))
+    return configs
 
 
 @dataclass(frozen=True)
-class SweepRow:
-    point: SweepPoint
-    summary: ConfigSummary
+class AccuracyJob:
+    """What every configuration is scored on: inherited `source` weights, classifying `images`."""
 
-    def record(self) -> dict[str, object]:
-        counted = {key: value for key, value in self.summary.record().items() if not key.startswith("latency_")}
-        return {"t": self.point.expansion, **counted}
-
-
-def grid(widths: Iterable[float], resolutions: Iterable[int], expansions: Iterable[int]) -> list[SweepPoint]:
-    return [SweepPoint(*values) for values in itertools.product(widths, resolutions, expansions)]
+    source: WeightSource
+    images: ImageSet
+    calibration: ImageSet
+    correction: Correction = "regression"
 
 
-def sweep(
-    points: list[SweepPoint], base: ArchSpec = ArchSpec(), workers: int | None = None, progress: Progress | None = None
-) -> list[SweepRow]:
-    """Rows in the order of `points`; every configuration is validated before any process starts."""
-    if len(points) > MAX_POINTS:
+@dataclass(frozen=True)
+class Measurements:
+    """What is measured beyond the counts; None: not measured."""
+
+    accuracy: AccuracyJob | None = None
+    latency: LatencySettings | None = None
+
+
+def measure(config: NamedConfig, measurements: Measurements) -> Row:
+    """One configuration's row; runs on a Dask worker."""
+    latency = measure_spec(config.spec, measurements.latency) if measurements.latency else None
+    summary = summarise(config, latency)
+    accuracy = measurements.accuracy
+    evaluation = _evaluator(accuracy).evaluate(config.spec, correction=accuracy.correction) if accuracy else None
+    return record(summary.record(), config.spec, evaluation)
+
+
+def record(counted: Row, spec: ArchSpec, evaluation: Evaluation | None) -> Row:
+    scores = {"top1": None, "top5": None, "agreement": None, "images": None}
+    if evaluation is not None:
+        scores = {name: getattr(evaluation, name) for name in scores}
+    values = {**counted, **scores, "spec": spec_key(spec.to_dict())}
+    return {field: values[field] for field in FIELDS}
+
+
+@lru_cache(maxsize=2)
+def _evaluator(job: AccuracyJob) -> Evaluator:
+    """One per worker process and job: the weights are loaded and the channels ranked once, not per task."""
+    return Evaluator(job.source, job.images, job.calibration)
+
+
+def check(configs: Sequence[NamedConfig], workers: int | None) -> int:
+    """The number of local workers to start; refuses a grid or a worker count above the limits."""
+    if len(configs) > MAX_POINTS:
         raise SettingsError(
-            f"The grid has {len(points):,} points; the limit is {MAX_POINTS:,}. Sweep fewer widths, resolutions "
-            "or expansions, or split the grid into several sweeps."
+            f"The grid has {len(configs):,} points; the limit is {MAX_POINTS:,}. Sweep fewer widths, resolutions, "
+            "expansions or repeats, or split the grid into several sweeps."
         )
     most = min(os.cpu_count() or 1, MAX_WORKERS)
     if workers is not None and not 1 <= workers <= most:
         raise SettingsError(
-            f"Workers must be between 1 and {most} (this machine's cores, at most {MAX_WORKERS}), got {workers}."
+            f"Workers must be between 1 and {most} (this machine's cores, at most {MAX_WORKERS}), got {workers}. "
+            "For more, start a cluster with `dask scheduler` and `dask worker` and pass its address."
         )
-    configs = [point.config(base) for point in points]  # raises SpecError for an impossible point
-    workers = max(1, min(workers or most, len(configs)))
-    summaries: list[ConfigSummary | None] = [None] * len(configs)
-    if workers == 1:
-        for index, config in enumerate(configs):
-            summaries[index] = summarise(config)
-            if progress is not None:
-                progress(index + 1, len(configs))
-    else:
-        # spawn, not fork: a forked child of a process that already ran torch can deadlock in OpenMP.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread_per_worker) as pool:
-            futures = {pool.submit(summarise, config): index for index, config in enumerate(configs)}
-            for done, future in enumerate(as_completed(futures), start=1):
-                summaries[futures[future]] = future.result()
-                if progress is not None:
-                    progress(done, len(configs))
-    return [SweepRow(point, summary) for point, summary in zip(points, summaries)]
+    return max(1, min(workers or most, len(configs)))
 
 
-def _one_thread_per_worker() -> None:
-    torch.set_num_threads(1)  # the parallelism is across processes; more threads would oversubscribe the cores
+def run(
+    configs: Sequence[NamedConfig],
+    measurements: Measurements = Measurements(),
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> Iterator[Row]:
+    """The rows of `configs` as they are finished, in no particular order."""
+    local_workers = check(configs, workers)
+    if not configs:
+        return
+    with _client(scheduler, local_workers) as client:
+        from distributed import as_completed
+
+        futures = client.map(measure, configs, measurements=measurements, retries=TASK_RETRIES, pure=False)
+        for future in as_completed(futures):
+            yield future.result()
 
 
-def to_csv(rows: list[SweepRow]) -> str:
-    records = [row.record() for row in rows]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else [])
-    writer.writeheader()
-    writer.writerows(records)
-    return buffer.getvalue()
+@contextmanager
+def _client(scheduler: str | None, workers: int):
+    # Imported here: distributed takes a second to import, and only a sweep needs it.
+    from distributed import Client, LocalCluster
 
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError) as error:
+            raise SettingsError(
+                f"Cannot reach the Dask scheduler at {scheduler} ({error}). Start one with `dask scheduler` and "
+                "pass the address it prints, e.g. tcp://10.0.0.5:8786."
+            ) from None
+        with client:
+            yield client
+        return
+    # Port 0 everywhere: the scheduler's HTTP server would otherwise take 8787, or warn when another sweep has it.
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=workers > 1,
+        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+    )
+    with cluster, Client(cluster) as client:
+        yield client
 
-def to_json(rows: list[SweepRow]) -> str:
-    return json.dumps([row.record() for row in rows], indent=2)
-
-
-FORMATS: dict[str, Callable[[list[SweepRow]], str]] = {".csv": to_csv, ".json": to_json}
-
-
-def check_writable(path: Path) -> None:
-    """Refuse, before a sweep computes anything, a place its table could not be written to."""
-    if path.suffix.lower() not in FORMATS:
-        raise SettingsError(f"The table's file must end in {' or '.join(FORMATS)}, got {path}.")
-    if not path.parent.is_dir():
-        raise SettingsError(f"The folder {path.parent} does not exist; create it first, or write the table elsewhere.")
-    if path.is_dir():
-        raise SettingsError(f"{path} is a folder; give a file name ending in {' or '.join(FORMATS)}.")
-
-
-def write(rows: list[SweepRow], path: Path) -> None:
-    """CSV or JSON, chosen by the file's extension (one of FORMATS)."""
-    path.write_text(FORMATS[path.suffix.lower()](rows))

@@ -71,19 +71,21 @@ def test_classify_without_weights_says_what_to_do(monkeypatch, tmp_path, capsys)
     assert "No weights file at" in capsys.readouterr().err
 
 
-def test_sweep_writes_json_rows_equal_to_the_single_config_analysis(tmp_path, capsys):
-    out = tmp_path / "grid.json"
+def test_sweep_writes_json_lines_equal_to_the_single_config_analysis(tmp_path, capsys):
+    out = tmp_path / "grid.jsonl"
     assert main(["sweep", "--widths", "0.35", "--resolutions", "96", "--expansions", "6", "4", "--workers", "1",
                  "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())
-    assert [row["t"] for row in rows] == [6, 4]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(row["name"] for row in rows) == ["0.35/96 t=4", "0.35/96 t=6"]
     for row in rows:
-        expected = summarise(SweepPoint(0.35, 96, row["t"]).config(ArchSpec())).record()
+        t = int(row["name"].rsplit("=", 1)[1])
+        expected = summarise(SweepPoint(0.35, 96, t).config(ArchSpec())).record()
         assert {key: row[key] for key in expected if key in row} == {k: v for k, v in expected.items() if k in row}
+        assert ArchSpec.from_json(row["spec"]).blocks[1].t == t
     assert "wrote 2 rows" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["sweep", "--out", str(tmp_path / "grid.txt")])
-    assert "must end in .csv or .json" in capsys.readouterr().err
+    assert "must end in .csv or .jsonl" in capsys.readouterr().err
 
 
 def test_installed_console_script_sweeps_in_parallel(tmp_path):
@@ -95,10 +97,12 @@ def test_installed_console_script_sweeps_in_parallel(tmp_path):
     )
     assert finished.returncode == 0, finished.stderr
     assert "2 configurations" in finished.stderr  # the progress bar
-    header, first, second = out.read_text().splitlines()
-    assert header.startswith("t,name,width_mult,resolution,params,madds_paper,madds_fvcore,peak_activation_bytes")
-    assert first.startswith("6,1.0/96 t=6,1.0,96,3504872,56289152,")
-    assert second.startswith("6,0.5/96 t=6,0.5,96,1968680,18885440,")
+    header, *rows = out.read_text().splitlines()
+    assert header.startswith("name,width_mult,resolution,params,madds_paper,madds_fvcore,peak_activation_bytes")
+    assert sorted(row.split(",")[:5] for row in rows) == [
+        ["0.5/96 t=6", "0.5", "96", "1968680", "18885440"],
+        ["1.0/96 t=6", "1.0", "96", "3504872", "56289152"],
+    ]
 
 
 def run(argv: list[str]) -> int:

@@ -57,8 +57,8 @@ def read_table(data: bytes, suffix: str, name: str) -> list[Row]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise SweepFileError(f"{name} is not UTF-8 text (byte {error.start}); upload the file `mbv2 sweep` wrote.")
-    complete = text[: text.rfind("\n") + 1] if text and not text.endswith("\n") else text
-    rows = list(_csv_rows(complete, name) if suffix.lower() == ".csv" else _jsonl_rows(complete, name))
+    complete = text[: text.rfind("\n") + 1]  # a last line without its newline was cut short by a kill
+    rows = list(_csv_rows(complete, name) if complete and suffix.lower() == ".csv" else _jsonl_rows(complete, name))
     if not rows:
         raise SweepFileError(f"{name} holds no rows yet.")
     return rows

@@ -1,10 +1,12 @@
 """The Compare view in AppTest: the list of configurations, latency on demand, the plot, the exports."""
 
 import gc
+import json
 
 import pytest
 
-from conftest import app_test, metrics
+from conftest import DEV_IMAGES, SAMPLE_IMAGES, WEIGHTS_JSON, app_test, metrics
+from mbv2.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +150,54 @@ def test_exported_files_go_when_the_session_goes():
     del at
     gc.collect()
     assert _large_files_held() == 0
+
+
+@pytest.fixture(scope="module")
+def scored_sweep(tmp_path_factory) -> bytes:
+    """The JSON lines `mbv2 sweep` writes for two widths, top-1 measured on 10 dev images with inherited weights."""
+    out = tmp_path_factory.mktemp("sweep") / "grid.jsonl"
+    assert main(["sweep", "--widths", "0.5", "0.75", "--resolutions", "96", "--workers", "1", "--out", str(out),
+                 "--images", str(DEV_IMAGES), "--limit", "10", "--weights", str(WEIGHTS_JSON),
+                 "--calibration", str(SAMPLE_IMAGES)]) == 0
+    return out.read_bytes()
+
+
+def test_a_sweep_file_is_plotted_on_the_accuracy_cost_plot(scored_sweep):
+    at = app_test(view="compare").run()
+    at.file_uploader(key="compare_sweep").upload("grid.jsonl", scored_sweep, "application/octet-stream").run()
+    assert not at.exception and not at.error
+    rows = {row["name"]: row for row in map(json.loads, scored_sweep.decode().splitlines())}
+    figure = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    points = next(trace for trace in figure["data"] if trace["name"].startswith("Your configurations"))
+    plotted = dict(zip(points["text"], zip(points["x"], points["y"])))
+    assert plotted == {name: (row["madds_paper"] / 1e6, row["top1"]) for name, row in rows.items()}
+    assert plotted["0.75/96 t=6"] == (pytest.approx(39.445472), 20.0)  # 2 of 10 dev images, no training
+    assert any(trace["name"] == "TF-slim published (trained)" for trace in figure["data"])
+    assert "2 of the 2 configurations in grid.jsonl have an accuracy" in " ".join(c.value for c in at.caption)
+
+
+BAD_SWEEP_FILES = {  # id: (file name, content, what the message says)
+    "not a sweep": ("other.csv", b"a,b\n1,2\n", "other.csv has no column name, params, madds_paper, spec"),
+    "not a number": ("grid.jsonl", b'{"name": "x", "params": "many", "madds_paper": 1, "spec": "{}"}\n',
+                     "Line 1 of grid.jsonl: params must be a number, got 'many'."),
+    "not json": ("grid.jsonl", b"{oops\n", "Line 1 of grid.jsonl: Not valid JSON"),
+    "empty": ("grid.csv", b"", "grid.csv holds no rows yet."),
+    "binary": ("grid.csv", b"\xff\xfe\x00", "grid.csv is not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("name, content, message", BAD_SWEEP_FILES.values(), ids=BAD_SWEEP_FILES.keys())
+def test_a_bad_sweep_file_gets_a_message_not_a_traceback(name, content, message):
+    at = app_test(view="compare").run()
+    at.file_uploader(key="compare_sweep").upload(name, content, "text/csv").run()
+    assert not at.exception
+    assert [message in error.value for error in at.error] == [True]
+
+
+def test_a_sweep_without_accuracy_says_how_to_measure_it(tmp_path):
+    out = tmp_path / "counts.csv"
+    assert main(["sweep", "--widths", "0.35", "--resolutions", "96", "--workers", "1", "--out", str(out)]) == 0
+    at = app_test(view="compare").run()
+    at.file_uploader(key="compare_sweep").upload("counts.csv", out.read_bytes(), "text/csv").run()
+    assert not at.exception and not at.error
+    assert "holds 1 configurations but no accuracy: run the sweep again with --images DIR" in at.warning[0].value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
@@ -30,6 +31,7 @@ from mbv2.evaluate import IMAGENET_ENV, BlockImportance, Evaluation, block_impor
 from mbv2.export import onnx_bytes, operators_yaml, seeded_model, torchscript_bytes, traced
 from mbv2.latency import LatencyResult, LatencySettings, Progress, measure_spec
 from mbv2.spec import ArchSpec
+from mbv2.sweeptable import SUFFIXES as SWEEP_SUFFIXES, read_table
 
 CONFIGS_KEY = "compare_configs"  # name -> ArchSpec, in the order they were added
 LATENCY_KEY = "compare_latency"  # (ArchSpec, LatencySettings) -> LatencyResult, measured in this session
@@ -91,6 +93,7 @@ def render() -> None:
     if unscored:
         _score(unscored, accuracy_settings, scored)
     _pareto(summaries, accuracies, accuracy_settings)
+    _sweep_table()
     if accuracy_settings is not None:
         _block_importance(accuracy_settings)
         recover.section(configs, accuracy_settings, scored)
@@ -384,6 +387,54 @@ def _accuracy_plot(
             plotted, settings, by_latency) else "")
         + ("" if by_latency else f"Diamonds: TF-slim's published top-1 of trained networks on all 50,000 ImageNet "
            f"validation images, from {TF_SLIM_SOURCE}.")
+    )
+
+
+def _sweep_table() -> None:
+    """A table `mbv2 sweep --out` wrote, on the same accuracy/cost plot as the configurations above."""
+    st.subheader("A sweep from the command line")
+    st.markdown(
+        "Hundreds of configurations are a job for `mbv2 sweep` (see the README; it runs on a Dask cluster). "
+        "Load the table it wrote to see its accuracy/cost Pareto front here."
+    )
+    upload = st.file_uploader(
+        "Sweep table (.csv or .jsonl)", type=[suffix.lstrip(".") for suffix in SWEEP_SUFFIXES], key="compare_sweep",
+        help="The file `mbv2 sweep --out FILE --images DIR --weights PATH` writes; with --latency, latency too.",
+    )
+    if upload is None:
+        return
+    try:
+        rows = read_table(upload.getvalue(), Path(upload.name).suffix, upload.name)
+    except MBV2Error as error:
+        st.error(str(error))
+        return
+    scored = [row for row in rows if row["top1"] is not None or row["agreement"] is not None]
+    if not scored:
+        st.warning(
+            f"{upload.name} holds {len(rows)} configurations but no accuracy: run the sweep again with "
+            "--images DIR --weights PATH (into a new file) to measure top-1 with inherited weights."
+        )
+        return
+    timed = all(row["latency_median_ms"] is not None for row in scored)
+    by_latency = timed and st.toggle("Latency instead of multiply-adds", key="compare_sweep_latency")
+    labelled = all(row["top1"] is not None for row in scored)
+    metric = "Top-1" if labelled else "Agreement with the original network"
+    figure = charts.accuracy_figure(
+        names=[str(row["name"]) for row in scored],
+        costs=[row["latency_median_ms"] if by_latency else row["madds_paper"] / 1e6 for row in scored],
+        scores=[row["top1"] if labelled else row["agreement"] for row in scored],
+        cost_title="Median latency where the sweep ran (ms)" if by_latency else "Multiply-adds, paper convention "
+        "(millions)",
+        score_title=f"{metric} (%)",
+        published=[] if by_latency else [(r.name, r.macs_m, r.top1) for r in TF_SLIM_REFERENCES],
+    )
+    st.plotly_chart(figure, width="stretch", key="compare_sweep_plot")
+    images = {row["images"] for row in scored}
+    st.caption(
+        f"{len(scored)} of the {len(rows)} configurations in {upload.name} have an accuracy, measured with inherited "
+        f"weights and no training on {' or '.join(f'{count:.0f}' for count in sorted(images))} images; the ringed "
+        "ones are those no other configuration beats on both accuracy and cost."
+        + ("" if by_latency else f" Diamonds: TF-slim's published top-1 of trained networks, from {TF_SLIM_SOURCE}.")
     )
 
 

@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 from mbv2.analysis import LAYER_KINDS, Analysis, Convention, LayerRow
 from mbv2.classify import Prediction
 from mbv2.compare import pareto_front
+from mbv2.layertime import LayerProfile
 
 KIND_COLORS = {
     "stem": "#8b949e",
@@ -207,5 +208,26 @@ def block_importance_figure(labels: list[str], drops: list[float], metric: str) 
     figure.update_layout(
         height=360, margin=dict(l=10, r=10, t=30, b=10),
         yaxis=dict(title=f"{metric} lost (points)", rangemode="tozero"), xaxis=dict(title="residual block removed"),
+    )
+    return figure
+
+
+def layer_time_figure(profile: LayerProfile) -> go.Figure:
+    """Per layer kind, its share of the multiply-adds beside its share of the measured time."""
+    kinds = profile.kinds()
+    figure = go.Figure()
+    for name, shares, color in (
+        ("share of multiply-adds (paper convention)", [kind.madds_share for kind in kinds], "#8b949e"),
+        ("share of measured time", [kind.time_share for kind in kinds], "#f0883e"),
+    ):
+        figure.add_bar(
+            x=[kind.kind for kind in kinds], y=shares, name=name, marker_color=color,
+            text=[f"{share:.0%}" for share in shares], textposition="outside", cliponaxis=False,
+            hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>",
+        )
+    figure.update_layout(
+        barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
+        yaxis=dict(tickformat=".0%", rangemode="tozero", title="share of the network"),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     return figure

@@ -32,6 +32,7 @@ from mbv2.images import open_image
 from mbv2.inherit import CORRECTIONS
 from mbv2.jsonfile import read_json_file
 from mbv2.latency import LatencySettings, measure_spec
+from mbv2.layertime import LayerProfile, profile_layers
 from mbv2.spec import ArchSpec
 from mbv2.sweep import AccuracyJob, Measurements, configs_from_file, grid, run
 from mbv2.sweeptable import SUFFIXES, Row, appender, check_table_path, done_specs, spec_key
@@ -108,12 +109,24 @@ def _summary(args: argparse.Namespace) -> int:
     )
     if latency is not None:
         print(f"  latency on this CPU: {latency.describe()}")
+    if args.profile:
+        _print_profile(profile_layers(spec, _timing_settings(args), _progress_bar("timing each layer")))
     if (reference := summary.reference) is not None:
         print(
             f"  published: {reference.macs_m:g}M MACs, {reference.params_m}M params, top-1 {reference.top1}%, "
             f"top-5 {reference.top5}%, Pixel 1 {reference.pixel1_ms} ms\n    (source: {TF_SLIM_SOURCE})"
         )
     return 0
+
+
+def _print_profile(profile: LayerProfile) -> None:
+    print(f"  time per layer kind, measured (eager model, random weights; {profile.hooked.describe()}):")
+    print(f"    {'kind':<10} {'MAdds':>8} {'share':>6} {'time':>10} {'share':>6}")
+    for kind in profile.kinds():
+        print(f"    {kind.kind:<10} {kind.madds / 1e6:>7.1f}M {kind.madds_share:>6.1%} {kind.median_ms:>7.2f} ms "
+              f"{kind.time_share:>6.1%}")
+    print(f"    in no layer (residual adds, pooling, hooks): {profile.unattributed_ms:.2f} ms; the whole pass "
+          f"{profile.hooked.median_ms:.2f} ms with the timing hooks, {profile.bare.median_ms:.2f} ms without")
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -195,11 +208,13 @@ def _recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _timing_settings(args: argparse.Namespace) -> LatencySettings:
+    return LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, threads=args.threads)
+
+
 def _latency_settings(args: argparse.Namespace) -> LatencySettings | None:
     """--runs, --warmup, --batch, --threads when --latency is on."""
-    if not args.latency:
-        return None
-    return LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, threads=args.threads)
+    return _timing_settings(args) if args.latency else None
 
 
 def _accuracy_job(args: argparse.Namespace) -> AccuracyJob | None:
@@ -357,6 +372,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "summary", parents=[spec_options], help="parameters, multiply-adds, peak memory and (optionally) latency"
     )
     _add_latency_options(summary, "also measure CPU latency (takes a few seconds)")
+    summary.add_argument(
+        "--profile", action="store_true",
+        help="also measure each layer's time beside its multiply-adds, by kind (with --runs, --warmup, --threads)",
+    )
     summary.set_defaults(run=_summary)
 
     classify_command = commands.add_parser("classify", help="top-k ImageNet classes of images")

@@ -3,6 +3,8 @@
 Expected numbers come from the fvcore counts the library tests check against the paper and TF-slim.
 """
 
+import json
+
 import pytest
 
 from conftest import PAPER_PARAMS, app_test, edit_table, metrics
@@ -107,3 +109,20 @@ def test_a_broken_link_says_why_and_shows_the_paper():
     assert not at.exception
     assert "Row 1: stride s must be 1 or 2, got 9." in at.warning[0].value
     assert metrics(at)["Multiply-adds"] == PAPER_MADDS
+
+
+def test_time_per_layer_is_measured_on_a_click_and_charted_beside_the_multiply_adds():
+    at = app_test(view="architecture", width="0.5", res="128").run()
+    assert not at.get("plotly_chart")[2:]  # the counts' two charts; nothing is timed until asked
+    at.button(key="layer_time_measure").click().run()
+    assert not at.exception and not at.error
+    figure = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    madds, time = figure["data"]
+    assert madds["x"] == time["x"] == ["stem", "expand", "depthwise", "project", "head"]
+    assert sum(madds["y"]) == pytest.approx(1) and sum(time["y"]) == pytest.approx(1)
+    depthwise = madds["x"].index("depthwise")
+    assert time["y"][depthwise] > 2 * madds["y"][depthwise]  # little arithmetic, much of the time
+    caption = " ".join(caption.value for caption in at.caption)
+    assert f"Depthwise convolutions: {madds['y'][depthwise]:.0%} of the multiply-adds" in caption
+    at.run()
+    assert len(at.get("plotly_chart")) == 3  # kept for this design in this session, not measured again

@@ -174,3 +174,13 @@ def test_every_command_error_is_one_line_with_status_2(tmp_path, capsys, monkeyp
     assert message.replace("{tmp}", str(tmp_path)) in err
     monkeypatch.undo()
     assert run(["summary", "--width", "0.35", "--resolution", "96"]) == 0
+
+
+def test_summary_profile_prints_each_kinds_share_of_multiply_adds_and_of_time(capsys):
+    assert main(["summary", "--profile", "--runs", "3", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    shares = {line.split()[0]: line.split() for line in out.splitlines()[6:11]}
+    assert list(shares) == ["stem", "expand", "depthwise", "project", "head"]
+    assert shares["depthwise"][1:3] == ["20.7M", "6.9%"]
+    assert float(shares["depthwise"][5].rstrip("%")) > 2 * 6.9  # measured: far more of the time than of the work
+    assert "in no layer (residual adds, pooling, hooks)" in out and "over 3 runs after 1 warm-up" in out

@@ -11,7 +11,8 @@ import streamlit as st
 import charts
 import state
 from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow
-from mbv2.errors import SpecError
+from mbv2.errors import MBV2Error, SpecError
+from mbv2.layertime import PROFILE_SETTINGS, LayerProfile, profile_layers
 from mbv2.spec import (
     MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows, shape_notes,
 )
@@ -33,6 +34,7 @@ VERSION_KEY = "blocks_table_version"
 BASE_KEY = "blocks_table_base"
 ROWS_KEY = "blocks_table_rows"  # the table as last shown, edits included; survives view switches
 MOVE_KEY = "blocks_table_move"
+PROFILES_KEY = "layer_time_profiles"  # ArchSpec -> LayerProfile, measured in this session
 WIDTH_KEY, RESOLUTION_KEY, PADDING_KEY, CONVENTION_KEY = "width_mult", "resolution", "padding", "madds_convention"
 
 
@@ -65,6 +67,7 @@ def render() -> None:
             with controls_column:
                 st.info("\n".join(f"- {note}" for note in notes), icon=":material/straighten:")
     _results(state.analysis_of(spec), state.analysis_of(ArchSpec()), convention)
+    _layer_times(spec)
 
 
 def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
@@ -197,6 +200,46 @@ def _results(analysis: Analysis, paper: Analysis, convention: Convention) -> Non
                 "share of MAdds", format="percent", min_value=0.0, max_value=layers["share"].max(), width="medium"
             ),
         },
+    )
+
+
+def _layer_times(spec: ArchSpec) -> None:
+    """Measured, not counted: seconds of this server's CPU, so only on a click, with a bar and a Cancel."""
+    st.subheader("Where the time goes")
+    st.markdown(
+        "Multiply-adds are not time. Time every layer on this server's CPU and compare each kind's share of the "
+        "time with its share of the multiply-adds: depthwise convolutions do little arithmetic per byte they move."
+    )
+    profiles: dict[ArchSpec, LayerProfile] = st.session_state.setdefault(PROFILES_KEY, {})
+    if spec not in profiles:
+        if not st.button("Measure time per layer", key="layer_time_measure", help=f"{PROFILE_SETTINGS.runs} forward "
+                         "passes with a clock around every layer, and as many without, after a warm-up."):
+            return
+        st.button("Cancel", key="layer_time_cancel", help="Stops at once; nothing is kept.")
+        bar = st.progress(0.0, text="Timing every layer…")
+        try:
+            profiles[spec] = profile_layers(
+                spec, progress=lambda done, total: bar.progress(done / total, text=f"Forward pass {done} of {total}")
+            )
+        except MBV2Error as error:
+            bar.empty()
+            st.error(str(error))
+            return
+        st.rerun()
+    profile = profiles[spec]
+    st.plotly_chart(charts.layer_time_figure(profile), key="layer_time_chart")
+    depthwise = next((kind for kind in profile.kinds() if kind.kind == "depthwise"), None)
+    finding = (
+        f"Depthwise convolutions: {depthwise.madds_share:.0%} of the multiply-adds, {depthwise.time_share:.0%} of the "
+        "time. " if depthwise else ""
+    )
+    settings = profile.hooked.settings
+    st.caption(
+        f"{finding}Each layer is a convolution with its BatchNorm and ReLU6 (head: the last 1×1 convolution and the "
+        f"classifier), timed with forward hooks; median of {settings.runs} runs, {profile.unattributed_ms:.2f} ms per "
+        f"pass in no layer (residual adds, pooling, the hooks). Random weights, batch {settings.batch_size}, "
+        f"{settings.threads} thread(s), {profile.hooked.machine}; other visitors' work slows it, so compare shares, "
+        "not milliseconds."
     )
 
 

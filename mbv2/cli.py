@@ -440,7 +440,9 @@ def _build_parser() -> argparse.ArgumentParser:
     where.add_argument("--workers", type=_positive_int, help="local processes (default: one per CPU core)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     sweep_command.add_argument(
-        "--out", type=_table_file, help="append the rows to FILE.csv or FILE.jsonl, skipping those already there"
+        "--out", type=_table_file,
+        help="append the rows to FILE.csv or FILE.jsonl, skipping configurations already there (whatever was "
+        "measured for them: measure other things into a new file)",
     )
     sweep_command.add_argument("--weights", help=f"with --images, the weights every configuration inherits: {weights_help}")
     _add_accuracy_options(sweep_command, "; measures top-1 / top-5 / agreement of every configuration")

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mbv2.compare import NamedConfig, label, summarise
 from mbv2.errors import SettingsError, SpecError
@@ -34,6 +35,9 @@ from mbv2.latency import LatencySettings, measure_spec
 from mbv2.spec import ArchSpec
 from mbv2.sweeptable import FIELDS, Row, spec_key
 from mbv2.weights import WeightSource
+
+if TYPE_CHECKING:  # distributed itself is imported only when a sweep starts
+    from distributed import Client
 
 MAX_POINTS = 1000  # about ten minutes of counting on two cores; larger grids are usually a typo in a list
 MAX_WORKERS = 8  # each local worker process holds torch and fvcore, about 0.9 GiB
@@ -140,7 +144,7 @@ def _evaluator(job: AccuracyJob) -> Evaluator:
     return Evaluator(job.source, job.images, job.calibration)
 
 
-def check(configs: Sequence[NamedConfig], workers: int | None) -> int:
+def checked_workers(configs: Sequence[NamedConfig], workers: int | None) -> int:
     """The number of local workers to start; refuses a grid or a worker count above the limits."""
     if len(configs) > MAX_POINTS:
         raise SettingsError(
@@ -163,7 +167,7 @@ def run(
     scheduler: str | None = None,
 ) -> Iterator[Row]:
     """The rows of `configs` as they are finished, in no particular order."""
-    local_workers = check(configs, workers)
+    local_workers = checked_workers(configs, workers)
     if not configs:
         return
     with _client(scheduler, local_workers) as client:
@@ -175,7 +179,7 @@ def run(
 
 
 @contextmanager
-def _client(scheduler: str | None, workers: int):
+def _client(scheduler: str | None, workers: int) -> Iterator[Client]:
     # Imported here: distributed takes a second to import, and only a sweep needs it.
     from distributed import Client, LocalCluster
 

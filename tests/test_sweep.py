@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +78,27 @@ def test_a_sweep_through_a_dask_scheduler_matches_the_local_one_and_scores_top1(
     assert remote_rows["0.75/96 t=6"]["top1"] == 20.0  # 2 of the 10 dev images, inherited weights, no training
     assert list(worker_cache.rglob("*.json")), "the worker, not this process, classified the images"
     assert "top-1 %" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_sweep_loses_nothing(tmp_path, dask_cluster):
+    """The worker process dies (SIGKILL) after the first row; its nanny starts another and Dask reruns the task."""
+    from distributed import Client
+
+    address, _ = dask_cluster
+    out = tmp_path / "grid.jsonl"
+    widths = ["0.35", "0.5", "0.75", "1.0"]
+    sweep = threading.Thread(target=main, args=(["sweep", "--widths", *widths, "--resolutions", "96", "128",
+                                                 "--scheduler", address, "--out", str(out), *ACCURACY],))
+    sweep.start()
+    while sweep.is_alive() and not (out.exists() and out.read_text().count("\n")):
+        time.sleep(0.05)
+    with Client(address, timeout=30) as client:
+        (pid,) = client.run(os.getpid).values()
+        os.kill(pid, signal.SIGKILL)
+        sweep.join(timeout=600)
+        assert len(client.run(os.getpid)) == 1 and pid not in client.run(os.getpid).values()  # a new worker
+    assert len(rows_by_name(out)) == len(out.read_text().splitlines()) == len(widths) * 2  # all, each once
 
 
 def test_an_unreachable_scheduler_is_one_line(capsys):

@@ -34,7 +34,10 @@ def run_queued(
         while not job.wait(POLL_SECONDS):
             ahead = job.place
             if ahead:
-                place.info(f"{title}: queued behind {ahead} heavy job{'s' * (ahead > 1)} on this server…", icon=":material/hourglass_top:")
+                place.info(
+                    f"{title}: queued behind {ahead} heavy job{'s' * (ahead > 1)} on this server…",
+                    icon=":material/hourglass_top:",
+                )
                 continue
             place.empty()  # also where Streamlit stops this loop when the page reruns
             if job.progress is not None and job.progress != shown:

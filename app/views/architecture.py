@@ -10,6 +10,7 @@ import streamlit as st
 
 import charts
 import state
+from heavy import run_queued
 from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow
 from mbv2.errors import MBV2Error, SpecError
 from mbv2.layertime import PROFILE_SETTINGS, LayerProfile, profile_layers
@@ -218,8 +219,10 @@ def _layer_times(spec: ArchSpec) -> None:
         st.button("Cancel", key="layer_time_cancel", help="Stops at once; nothing is kept.")
         bar = st.progress(0.0, text="Timing every layer…")
         try:
-            profiles[spec] = profile_layers(
-                spec, progress=lambda done, total: bar.progress(done / total, text=f"Forward pass {done} of {total}")
+            profiles[spec] = run_queued(
+                "Timing every layer", lambda report: profile_layers(spec, progress=report),
+                lambda done, total: bar.progress(done / total, text=f"Forward pass {done} of {total}"),
+                key=("layer times", spec),
             )
         except MBV2Error as error:
             bar.empty()

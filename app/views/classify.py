@@ -49,8 +49,8 @@ def render() -> None:
     edited = spec != source.spec
     try:
         with st.spinner(f"Classifying {name}…"):
-            predictions = predict(spec, source, image)
-            original = predict(source.spec, source, image) if edited else None
+            predictions = predict(spec, source.name, image)
+            original = predict(source.spec, source.name, image) if edited else None
             report = state.inherited(spec, source.name).report if edited else None
     except MBV2Error as error:
         result_column.error(str(error))
@@ -79,9 +79,12 @@ def _top5(predictions: list[Prediction], title: str) -> None:
     st.plotly_chart(charts.top_k_figure(predictions), key=f"top5-{title}")
 
 
-def predict(spec: ArchSpec, source: WeightSource, image: Image.Image) -> list[Prediction]:
-    """Classification uses the fast path: same logits as the eager model, about half the time."""
-    model = state.fast_pretrained(source.name) if spec == source.spec else state.fast_inherited(spec, source.name)
+@st.cache_data(max_entries=256, show_spinner=False)
+def predict(spec: ArchSpec, source_name: str, image: Image.Image) -> list[Prediction]:
+    """Shared by all sessions: a class classifying the same sample is one inference. The fast path gives
+    the eager model's logits in about half the time."""
+    source = state.source_by_name(source_name)
+    model = state.fast_pretrained(source_name) if spec == source.spec else state.fast_inherited(spec, source_name)
     return state.on_inference_thread(classify, model, source, image)
 
 

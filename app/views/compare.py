@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,6 +16,7 @@ from plotly.subplots import make_subplots
 
 import charts
 import state
+from heavy import run_queued
 from views import recover
 from mbv2.compare import (
     TF_SLIM_REFERENCES,
@@ -235,7 +237,9 @@ def _measure(
     measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult],
 ) -> None:
     """Slow (seconds per configuration), so it runs only on a click."""
-    timed = _each_with_progress(pending, "Timing", "run", lambda spec, show: measure_spec(spec, settings, show))
+    timed = _each_with_progress(
+        pending, "Timing", "run", lambda spec, show: measure_spec(spec, settings, show), settings
+    )
     for spec, result in timed:
         measured[(spec, settings)] = result
     if all((spec, settings) in measured for spec in pending.values()):
@@ -243,10 +247,17 @@ def _measure(
 
 
 def _each_with_progress(
-    pending: dict[str, ArchSpec], action: str, unit: str, measure: Callable[[ArchSpec, Progress], Result]
+    pending: dict[str, ArchSpec],
+    action: str,
+    unit: str,
+    measure: Callable[[ArchSpec, Progress], Result],
+    settings: Hashable,
 ) -> Iterator[tuple[ArchSpec, Result]]:
-    """Each configuration measured in turn under one progress bar. Cancel (any click, in fact) reruns the
-    page, which stops the loop; what was finished has been handed out already, so it is kept."""
+    """Each configuration measured in turn, in the server's heavy-job queue, under one progress bar.
+
+    Cancel (any click, in fact) reruns the page, which stops the loop; what was finished has been handed
+    out already, so it is kept. Sessions asking for the same configuration and `settings` share one job.
+    """
     st.button("Cancel", key=f"compare_cancel_{unit}", help="Stops at once; finished configurations keep "
               "their results.")
     bar = st.progress(0.0, text=f"{action}…")
@@ -256,7 +267,7 @@ def _each_with_progress(
             bar.progress((number + done / total) / len(pending), text=f"{action} {name}: {unit} {done} of {total}")
 
         try:
-            result = measure(spec, show)
+            result = run_queued(f"{action} {name}", partial(measure, spec), show, key=(action, spec, settings))
         except MBV2Error as error:  # e.g. a batch too large for this design's memory: say so, keep the rest
             bar.empty()
             st.error(f"{name}: {error}")
@@ -312,7 +323,7 @@ def _score(
     try:
         evaluator = state.evaluator(settings.weights, settings.folder, settings.limit)
         classify_all = _each_with_progress(
-            pending, "Classifying with", "image", lambda spec, show: evaluator.evaluate(spec, progress=show)
+            pending, "Classifying with", "image", lambda spec, show: evaluator.evaluate(spec, progress=show), settings
         )
         for spec, evaluation in classify_all:
             scored[spec, settings] = evaluation
@@ -454,8 +465,10 @@ def _block_importance(settings: AccuracySettings) -> None:
                 evaluator = state.evaluator(settings.weights, settings.folder, settings.limit)
                 st.button("Cancel", key="compare_cancel_importance")
                 bar = st.progress(0.0, text="Removing one block at a time…")
-                results[settings] = block_importance(
-                    evaluator, lambda done, total: bar.progress(done / total, text=f"{done} of {total} images")
+                results[settings] = run_queued(
+                    "Which blocks matter", partial(block_importance, evaluator),
+                    lambda done, total: bar.progress(done / total, text=f"{done} of {total} images"),
+                    key=("block importance", settings),
                 )
             except MBV2Error as error:
                 st.error(str(error))
@@ -568,7 +581,10 @@ def _exports(configs: dict[str, ArchSpec]) -> None:
         if st.button("Prepare TorchScript, operators and ONNX", key="compare_prepare"):
             try:
                 with st.spinner(f"Tracing and exporting {name} (ONNX takes a few seconds)…"):
-                    st.session_state[EXPORT_KEY] = (spec, _export_files(spec))
+                    files = run_queued(
+                        f"Exporting {name}", lambda report: _export_files(spec), lambda: None, key=("export", spec)
+                    )
+                st.session_state[EXPORT_KEY] = (spec, files)
             except MBV2Error as error:
                 st.error(str(error))
                 return

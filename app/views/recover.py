@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import pandas as pd
 import streamlit as st
 
 import state
+from heavy import run_queued
 from mbv2.compare import ConfigSummary
 from mbv2.distill import DistillationSettings, Recovery, recover
 from mbv2.errors import MBV2Error
 from mbv2.evaluate import CALIBRATION_ENV, image_set
+from mbv2.jobs import Report
 from mbv2.spec import ArchSpec
 
 DISTILLED_KEY = "compare_distilled"  # (ArchSpec, accuracy settings) -> Recovery, in this session
@@ -56,14 +59,21 @@ def _distil(spec: ArchSpec, folder: str, steps: int, settings, results: dict, sc
         curve = st.empty()
         losses: list[float] = []
 
-        def show(step: int, total: int, loss: float) -> None:
-            losses.append(loss)
-            bar.progress(step / total, text=f"Step {step} of {total}: loss {loss:.3f}")
-            if step % 5 == 0 or step == total:
-                curve.line_chart(_loss_frame(losses), x_label="step", height=220)
+        def step_done(report: Report, step: int, total: int, loss: float) -> None:
+            losses.append(loss)  # every step's loss, though the page looks only a few times a second
+            report(step, total, loss)
 
-        recovery = recover(
-            evaluator, spec, training, state.LOCAL_WEIGHTS, DistillationSettings(steps=steps), show
+        def show(step: int, total: int, loss: float) -> None:
+            bar.progress(step / total, text=f"Step {step} of {total}: loss {loss:.3f}")
+            curve.line_chart(_loss_frame(losses[:step]), x_label="step", height=220)
+
+        recovery = run_queued(
+            "Distillation",
+            lambda report: recover(
+                evaluator, spec, training, state.LOCAL_WEIGHTS, DistillationSettings(steps=steps),
+                partial(step_done, report),
+            ),
+            show,
         )
     except MBV2Error as error:
         st.error(str(error))

@@ -26,13 +26,16 @@ PADDING_LABELS = {
     "symmetric": "symmetric (PyTorch, torchvision weights)",
     "tf_same": "tf_same (TensorFlow 'SAME', the shared TF weights)",
 }
-# The editor's widget state holds only the edits since it was created, on top of the table it
-# was given; the table is replaced (and the key renewed) only when rows are moved or reset.
+# The table is edited inside a form: nothing reruns while a person types, so no keystroke is lost to a
+# rerun, and every button of the form applies the typed edits together with its own change. The applied
+# table is then shown by a fresh editor (a new key), so the editor's state never outlives its table.
+FORM_KEY = "blocks_table_form"
 EDITOR_KEY = "blocks_table"
 VERSION_KEY = "blocks_table_version"
-BASE_KEY = "blocks_table_base"
-ROWS_KEY = "blocks_table_rows"  # the table as last shown, edits included; survives view switches
+ROWS_KEY = "blocks_table_rows"  # the table as applied; survives view switches
 MOVE_KEY = "blocks_table_move"
+APPLY_KEY = "blocks_table_apply"
+DELETE_COLUMN = "delete"
 WIDTH_KEY, RESOLUTION_KEY, PADDING_KEY, CONVENTION_KEY = "width_mult", "resolution", "padding", "madds_convention"
 
 
@@ -49,7 +52,6 @@ def render() -> None:
         width, resolution, padding, convention = _controls(spec)
     with editor_column:
         rows = _table_editor(spec)
-        _row_tools(len(rows))
     try:
         edited = spec.replace(blocks=blocks_from_rows(rows), width_mult=width, resolution=resolution, padding=padding)
     except SpecError as error:
@@ -98,25 +100,33 @@ def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
 
 
 def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
-    key = f"{EDITOR_KEY}_{st.session_state.setdefault(VERSION_KEY, 0)}"
-    if key not in st.session_state:  # a new editor starts from the table as last shown
-        st.session_state[BASE_KEY] = st.session_state.get(ROWS_KEY, _rows_of(spec))
-    edited = st.data_editor(
-        # Float columns: the browser's cells (step=1) only take whole numbers, but the server parses
-        # an edit of an int column with int(), silently turning any 2.5 sent to it into 2; as a float
-        # it reaches blocks_from_rows, which says what is wrong.
-        pd.DataFrame(st.session_state[BASE_KEY], columns=list(TABLE_COLUMNS), dtype=float),
-        key=key,
-        num_rows="dynamic",
-        hide_index=True,
-        column_config={
-            name: st.column_config.NumberColumn(label, help=help, step=1, format="%d")
-            for name, (label, help) in TABLE_COLUMNS.items()
-        },
-    )
-    rows = edited.to_dict("records")
-    st.session_state[ROWS_KEY] = rows
+    rows = st.session_state.setdefault(ROWS_KEY, _rows_of(spec))
+    with st.form(FORM_KEY, border=False):
+        table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS), dtype=float).assign(**{DELETE_COLUMN: False})
+        st.data_editor(
+            # Float columns: the browser's cells (step=1) only take whole numbers, but the server parses
+            # an edit of an int column with int(), silently turning any 2.5 sent to it into 2; as a float
+            # it reaches blocks_from_rows, which says what is wrong.
+            table,
+            key=_editor_key(),
+            num_rows="fixed",
+            hide_index=True,
+            column_config={
+                **{
+                    name: st.column_config.NumberColumn(label, help=help, step=1, format="%d")
+                    for name, (label, help) in TABLE_COLUMNS.items()
+                },
+                DELETE_COLUMN: st.column_config.CheckboxColumn(
+                    "🗑 delete", help="Tick the rows to delete, then press Apply.", width="small"
+                ),
+            },
+        )
+        _row_tools(len(rows))
     return rows
+
+
+def _editor_key() -> str:
+    return f"{EDITOR_KEY}_{st.session_state.setdefault(VERSION_KEY, 0)}"
 
 
 def _rows_of(spec: ArchSpec) -> list[dict[str, Any]]:
@@ -124,24 +134,67 @@ def _rows_of(spec: ArchSpec) -> list[dict[str, Any]]:
 
 
 def _row_tools(row_count: int) -> None:
-    pick_column, up_column, down_column, _ = st.columns([1.5, 1.1, 1.3, 3], vertical_alignment="bottom")
-    number = pick_column.selectbox(
-        "Move a row", range(1, row_count + 1), format_func=lambda n: f"row {n}", key=MOVE_KEY,
-        help="Rows run top to bottom through the network. Add rows below the table, delete them by selecting.",
+    apply_column, pick_column, up_column, down_column, add_column = st.columns(
+        [1.3, 1.3, 1, 1.2, 1.6], vertical_alignment="bottom"
     )
-    at_top, at_bottom = number is None or number <= 1, number is None or number >= row_count
-    up_column.button("Up", icon=":material/arrow_upward:", on_click=_move_row, args=(-1,), disabled=at_top,
-                     width="stretch")
-    down_column.button("Down", icon=":material/arrow_downward:", on_click=_move_row, args=(1,), disabled=at_bottom,
-                       width="stretch")
+    apply_column.form_submit_button(
+        "Apply", icon=":material/check:", type="primary", key=APPLY_KEY, on_click=_apply_edits, width="stretch",
+        help="Edits are applied together when you press Apply (or any button here), so nothing typed is lost.",
+    )
+    pick_column.selectbox(
+        "Row", range(1, row_count + 1), format_func=lambda n: f"row {n}", key=MOVE_KEY,
+        help="Rows run top to bottom through the network: the row to move, or to copy into a new row below it.",
+    )
+    up_column.form_submit_button("Up", icon=":material/arrow_upward:", on_click=_move_row, args=(-1,),
+                                 width="stretch")
+    down_column.form_submit_button("Down", icon=":material/arrow_downward:", on_click=_move_row, args=(1,),
+                                   width="stretch")
+    add_column.form_submit_button("Add row", icon=":material/add:", on_click=_add_row, width="stretch",
+                                  help="A copy of the chosen row, below it, to edit from there.")
+
+
+def _typed_rows() -> list[dict[str, Any]]:
+    """The applied table with the edits typed since, less the rows ticked for deletion."""
+    edits = st.session_state.get(_editor_key(), {}).get("edited_rows", {})
+    edits = {int(index): changes for index, changes in edits.items()}  # JSON from the browser has text keys
+    typed = [{**row, **edits.get(index, {})} for index, row in enumerate(st.session_state[ROWS_KEY])]
+    return [{name: _number(row.get(name)) for name in TABLE_COLUMNS} for row in typed if not row.get(DELETE_COLUMN)]
+
+
+def _number(cell: Any) -> float | None:
+    """A cell as a number column holds it: what does not parse as a number is an empty cell."""
+    try:
+        return float(cell)
+    except (TypeError, ValueError):
+        return None
+
+
+def _chosen_row(rows: list[dict[str, Any]]) -> int:
+    """The index of the row picked in the form, kept within the table (ticked rows may have gone)."""
+    return min(max((st.session_state.get(MOVE_KEY) or 1) - 1, 0), max(len(rows) - 1, 0))
+
+
+def _apply_edits() -> None:
+    _replace_table(_typed_rows())
 
 
 def _move_row(offset: int) -> None:
-    rows = list(st.session_state[ROWS_KEY])
-    index = st.session_state[MOVE_KEY] - 1
-    rows[index], rows[index + offset] = rows[index + offset], rows[index]
-    _replace_table(rows)
-    st.session_state[MOVE_KEY] = index + offset + 1
+    rows = _typed_rows()
+    if not rows:
+        _replace_table(rows)
+        return
+    index = _chosen_row(rows)
+    target = min(max(index + offset, 0), len(rows) - 1)
+    rows[index], rows[target] = rows[target], rows[index]
+    _replace_table(rows, chosen=target)
+
+
+def _add_row() -> None:
+    rows = _typed_rows()
+    index = _chosen_row(rows)
+    above = rows[index] if rows else asdict(ArchSpec().blocks[-1])  # an empty table starts from the paper's
+    rows.insert(index + 1, dict(above))
+    _replace_table(rows, chosen=index + 1)
 
 
 def _reset() -> None:
@@ -153,9 +206,11 @@ def _reset() -> None:
     state.set_spec(paper)
 
 
-def _replace_table(rows: list[dict[str, Any]]) -> None:
+def _replace_table(rows: list[dict[str, Any]], chosen: int | None = None) -> None:
     st.session_state[ROWS_KEY] = rows
     st.session_state[VERSION_KEY] += 1
+    if chosen is not None:
+        st.session_state[MOVE_KEY] = chosen + 1
 
 
 def _results(analysis: Analysis, paper: Analysis, convention: Convention) -> None:

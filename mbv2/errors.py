@@ -47,3 +47,7 @@ class InheritanceError(MBV2Error, ValueError):
 
 class EvaluationError(MBV2Error, ValueError):
     """A folder of images that cannot be evaluated on; the message says what to point at instead."""
+
+
+class ComparisonFileError(MBV2Error, ValueError):
+    """A saved comparison (JSON) that cannot be read back; the message says what is wrong where."""

@@ -6,6 +6,7 @@ Expected numbers come from the fvcore counts the library tests check against the
 import pytest
 
 from conftest import PAPER_PARAMS, app_test, edit_table, metrics
+from mbv2.spec import ArchSpec
 
 PAPER_MADDS = "300.8M"
 
@@ -125,3 +126,19 @@ def test_a_broken_link_says_why_and_shows_the_paper():
     assert not at.exception
     assert "Row 1: stride s must be 1 or 2, got 9." in at.warning[0].value
     assert metrics(at)["Multiply-adds"] == PAPER_MADDS
+
+
+def test_a_downloaded_spec_loads_back_and_a_bad_file_says_why(at):
+    spec = ArchSpec(width_mult=0.5, resolution=128, padding="tf_same")
+    at.file_uploader(key="spec_import").upload("mobilenet_v2_0.5_128.json", spec.to_json().encode(), "application/json")
+    at.run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Parameters"] == "1,968,680"
+    assert at.number_input(key="width_mult").value == 0.5 and at.number_input(key="resolution").value == 128
+    assert at.query_params["width"] == "0.5" and at.query_params["res"] == "128"
+
+    bad = '{"blocks": [{"t": 6, "c": 24, "n": 2, "s": 3}], "width_mult": 0.5}'
+    at.file_uploader(key="spec_import").upload("mine.json", bad.encode(), "application/json").run()
+    assert not at.exception
+    assert "mine.json cannot be loaded" in at.error[0].value and "stride s must be 1 or 2, got 3" in at.error[0].value
+    assert metrics(at)["Parameters"] == "1,968,680"  # the loaded architecture stays

@@ -1,10 +1,18 @@
 """The Compare view in AppTest: the list of configurations, latency on demand, the plot, the exports."""
 
 import gc
+import json
 
+import pandas as pd
 import pytest
 
 from conftest import app_test, metrics
+from mbv2.compare import NamedConfig, preset
+from mbv2.comparison import Comparison
+from mbv2.latency import LatencySettings, measure_spec
+from mbv2.spec import ArchSpec
+
+PAPER_LINK = ["1-16-1-1,6-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-320-1-1", "1.0", "224", "tf_same"]
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +156,41 @@ def test_exported_files_go_when_the_session_goes():
     del at
     gc.collect()
     assert _large_files_held() == 0
+
+
+def test_a_link_restores_the_list_and_follows_its_changes():
+    link = json.dumps([["tiny", "1-16-1-1,6-24-2-2", "0.5", "128", "tf_same"], ["paper", *PAPER_LINK]])
+    at = app_test(view="compare", compare=link).run()
+    assert not at.exception and not at.warning
+    assert _names(at) == ["tiny", "paper"]
+    assert at.dataframe[0].value["Params (M)"].iloc[1] == pytest.approx(3.504872)
+    at.multiselect(key="compare_presets").select("MobileNetV2 0.35/96").run()
+    at.button(key="compare_add_presets").click().run()
+    assert [entry[0] for entry in json.loads(at.query_params["compare"])] == ["tiny", "paper", "MobileNetV2 0.35/96"]
+
+
+def test_a_link_with_a_broken_entry_keeps_the_rest_and_says_why():
+    link = json.dumps([["bad", "1-16-1-3", "1.0", "224", "tf_same"], ["paper", *PAPER_LINK]])
+    at = app_test(view="compare", compare=link).run()
+    assert not at.exception
+    assert "Configuration 1 in this link is left out: Row 1: stride s must be 1 or 2, got 3." in at.warning[0].value
+    assert _names(at) == ["paper"]
+
+
+def test_a_saved_list_loads_back_with_its_latencies():
+    small = preset(0.35, 96)
+    measured = measure_spec(small.spec, LatencySettings(runs=2, warmup=3))  # as Compare measures
+    saved = Comparison((small, NamedConfig("wide", ArchSpec(width_mult=1.4, padding="tf_same"))),
+                       ((small.spec, measured),))
+    at = app_test(view="compare").run()
+    at.number_input(key="compare_runs").set_value(2).run()
+    at.file_uploader(key="compare_load").upload("list.json", saved.to_json().encode(), "application/json").run()
+    assert not at.exception and not at.error
+    assert _names(at) == ["MobileNetV2 0.35/96", "wide"]
+    latencies = at.dataframe[0].value["Latency (ms)"].tolist()
+    assert latencies[0] == pytest.approx(measured.median_ms) and pd.isna(latencies[1])  # only what was measured
+    assert at.button(key="compare_measure").label == "Measure latency (1 to go)"
+
+    at.file_uploader(key="compare_load").upload("spec.json", ArchSpec().to_json().encode(), "application/json").run()
+    assert "spec.json: This file is not a saved comparison" in at.error[0].value
+    assert _names(at) == ["MobileNetV2 0.35/96", "wide"]  # a bad file changes nothing

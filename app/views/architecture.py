@@ -10,8 +10,10 @@ import streamlit as st
 
 import charts
 import state
+from widgets import literal
 from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow
 from mbv2.errors import SpecError
+from mbv2.jsonfile import json_text
 from mbv2.spec import (
     MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows, shape_notes,
 )
@@ -35,6 +37,7 @@ VERSION_KEY = "blocks_table_version"
 ROWS_KEY = "blocks_table_rows"  # the table as applied; survives view switches
 MOVE_KEY = "blocks_table_move"
 APPLY_KEY = "blocks_table_apply"
+IMPORT_KEY, IMPORT_ERROR_KEY = "spec_import", "spec_import_error"
 DELETE_COLUMN = "delete"
 WIDTH_KEY, RESOLUTION_KEY, PADDING_KEY, CONVENTION_KEY = "width_mult", "resolution", "padding", "madds_convention"
 
@@ -96,6 +99,13 @@ def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
     st.button("Reset to the paper's Table 2", icon=":material/restart_alt:", on_click=_reset,
               help="The paper's MobileNetV2: Table 2, width 1.0, resolution 224, with the padding of the weights "
               "at hand.")
+    st.file_uploader(
+        "Load an architecture (JSON)", type=["json"], key=IMPORT_KEY, on_change=_import_spec,
+        help="A spec as Compare's \"Spec (JSON)\" download (or `ArchSpec.to_json`) writes it: blocks, width_mult, "
+        "resolution, padding.",
+    )
+    if message := st.session_state.get(IMPORT_ERROR_KEY):
+        st.error(message)
     return width, int(resolution), padding, convention
 
 
@@ -198,12 +208,32 @@ def _add_row() -> None:
 
 
 def _reset() -> None:
-    paper = state.default_spec()
-    _replace_table(_rows_of(paper))
-    st.session_state[WIDTH_KEY] = float(paper.width_mult)
-    st.session_state[RESOLUTION_KEY] = paper.resolution
-    st.session_state[PADDING_KEY] = paper.padding
-    state.set_spec(paper)
+    _show(state.default_spec())
+
+
+def _import_spec() -> None:
+    upload = st.session_state.get(IMPORT_KEY)
+    st.session_state[IMPORT_ERROR_KEY] = None
+    if upload is None:
+        return
+    try:
+        spec = ArchSpec.from_json(json_text(upload.getvalue()))
+    except SpecError as error:
+        problems = "\n".join(f"- {problem}" for problem in error.problems)
+        st.session_state[IMPORT_ERROR_KEY] = f"**{literal(upload.name)} cannot be loaded:**\n{problems}"
+    except ValueError as error:  # too large, or not UTF-8
+        st.session_state[IMPORT_ERROR_KEY] = f"**{literal(upload.name)} cannot be loaded:** {error}"
+    else:
+        _show(spec)
+
+
+def _show(spec: ArchSpec) -> None:
+    """Make `spec` the current architecture, its table and controls included."""
+    _replace_table(_rows_of(spec))
+    st.session_state[WIDTH_KEY] = float(spec.width_mult)
+    st.session_state[RESOLUTION_KEY] = spec.resolution
+    st.session_state[PADDING_KEY] = spec.padding
+    state.set_spec(spec)
 
 
 def _replace_table(rows: list[dict[str, Any]], chosen: int | None = None) -> None:

@@ -43,9 +43,10 @@ from mbv2.spec import ArchSpec, BlockPlan
 from mbv2.weights import WeightSource
 from widgets import image_picker, network_note, sample_images, weights_picker
 
-CHANNELS_SHOWN = 16
-GRID_COLUMNS = 4
+CHANNELS_SHOWN_WIDEST = 24  # the widest tensor of a block shows this many channels, the others fewer, to scale
+GRID_ROWS = 4
 BLOCK_KEY = "inside_block"
+SHARED_SCALE_KEY = "inside_shared_scale"
 ABLATION_KEY = "inside_ablation"
 DIMENSIONS_KEY = "inside_manifold_n"
 Result = TypeVar("Result")
@@ -128,8 +129,14 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
     showcase = next((index for index, plan in plans.items() if plan.has_residual and plan.has_expansion), min(plans))
     index = st.selectbox(
         "Block", list(plans), index=list(plans).index(showcase), key=BLOCK_KEY, width=760,
-        format_func=lambda index: f"features.{index} · {block_label(plans[index])}",
-        help="Stages are the rows of the paper's Table 2; the first block of a stage may change stride and width.",
+        format_func=lambda index: block_label(plans[index]),
+        help="Stages are the rows of the paper's Table 2; the first block of a stage may change stride and width. "
+        "In the code, the block chosen is `model.features[index]`, its tensors caught with forward hooks.",
+    )
+    shared_scale = st.toggle(
+        "One colour scale for all five", key=SHARED_SCALE_KEY,
+        help="Off: each picture uses its own range, to show its pattern. On: the same value has the same colour "
+        "everywhere, to compare sizes across the block.",
     )
     captured = _captured(source.name, spec, image, index)
     panels = [
@@ -148,18 +155,27 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
            if captured.plan.stride != 1 else "input and output widths differ")
         + ". The projection output is the block output.",
     }
-    for column, (title, tensor, meaning) in zip(st.columns(len(panels), gap="small"), panels):
+    present = [tensor for _, tensor, _ in panels if tensor is not None]
+    widest = max(tensor.shape[1] for tensor in present)
+    extent = max(_colour_extent(tensor[0]) for tensor in present) if shared_scale else None
+    # Each column as wide as its tensor has channels, so narrow-wide-narrow is what the eye sees.
+    widths = [(tensor.shape[1] if tensor is not None else min(t.shape[1] for t in present)) for _, tensor, _ in panels]
+    for column, (title, tensor, meaning) in zip(st.columns(widths, gap="small"), panels):
         with column:
             st.markdown(f"**{title}**  \n" + ("absent" if tensor is None else f"{tensor.shape[1]} channels"))
             if tensor is None:
                 st.info(absent[title])
                 continue
-            st.plotly_chart(channel_grid_figure(tensor[0]), key=f"grid-{title}", config={"displayModeBar": False})
-            st.caption(f"{meaning} {_tensor_caption(tensor)}")
+            shown = max(GRID_ROWS, round(CHANNELS_SHOWN_WIDEST * tensor.shape[1] / widest))
+            st.plotly_chart(channel_grid_figure(tensor[0], shown, extent), key=f"grid-{title}",
+                            config={"displayModeBar": False})
+            st.caption(f"{meaning} {_tensor_caption(tensor, shown)}", help=_shape_help(tensor))
     st.caption(
-        f"Each grid shows the {CHANNELS_SHOWN} channels with the largest mean |value| as small images of the "
-        "feature map (hover to see the channel number). Red is positive, blue negative, white zero: after each "
-        "ReLU6 there is no blue, and the white is what the ReLU6 threw away. Each grid has its own colour scale."
+        f"Each column is as wide as its tensor has channels; the widest shows its {CHANNELS_SHOWN_WIDEST} strongest "
+        "channels (largest mean |value|), the others fewer, to scale, as small pictures (hover for the channel "
+        "number). Red is positive, blue negative, white zero: after each ReLU6 there is no blue, and the white is "
+        "what the ReLU6 threw away. "
+        + ("All pictures share one colour scale." if shared_scale else "Each picture has its own colour scale.")
     )
     if captured.plan.has_residual:
         st.caption(
@@ -168,32 +184,44 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
         )
 
 
-def _tensor_caption(tensor: torch.Tensor) -> str:
+def _tensor_caption(tensor: torch.Tensor, shown: int) -> str:
     counts = ActivationCounts.of(tensor)
-    batch, channels, height, width = tensor.shape
-    shown = min(CHANNELS_SHOWN, channels)
+    _, channels, height, width = tensor.shape
     signs = (
         f"{counts.negative_share:.0%} negative" if counts.negative
         else f"{counts.zero_share:.0%} zero · {counts.clipped_share:.1%} at 6"
     )
-    return f"Shape {batch}×{channels}×{height}×{width} (N×C×H×W), {shown} of {channels} channels shown; {signs}."
+    return f"{channels} channels of {height}×{width} values, {min(shown, channels)} shown; {signs}."
 
 
-def channel_grid_figure(activation: torch.Tensor) -> go.Figure:
-    """The most active channels of a (C, H, W) map tiled into one heatmap, zero drawn white."""
-    channels = most_active_channels(activation, CHANNELS_SHOWN)
+def _shape_help(tensor: torch.Tensor) -> str:
+    batch, channels, height, width = tensor.shape
+    return (f"Tensor shape {batch}×{channels}×{height}×{width} (N×C×H×W: images in the batch, channels, height, "
+            "width), as PyTorch stores it.")
+
+
+def _colour_extent(activation: torch.Tensor) -> float:
+    """The value drawn at full colour: a few border pixels run far larger than the rest, so saturating
+    them keeps the patterns visible."""
+    return float(np.percentile(np.abs(activation.float().numpy()), 99.5)) or 1.0
+
+
+def channel_grid_figure(activation: torch.Tensor, count: int, extent: float | None = None) -> go.Figure:
+    """The `count` most active channels of a (C, H, W) map tiled GRID_ROWS high, zero drawn white;
+    `extent` is the value at full colour (by default this map's own)."""
+    channels = most_active_channels(activation, count)
     maps = activation[channels].float().numpy()
     count, height, width = maps.shape
-    rows = -(-count // GRID_COLUMNS)
+    rows = min(GRID_ROWS, count)
+    columns = -(-count // rows)
     gap = max(1, height // 10)
-    tiled = np.full((rows * (height + gap) - gap, GRID_COLUMNS * (width + gap) - gap), np.nan)
+    tiled = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan)
     names = np.full(tiled.shape, "", dtype=object)
     for position, (channel, values) in enumerate(zip(channels, maps)):
-        top, left = (position // GRID_COLUMNS) * (height + gap), (position % GRID_COLUMNS) * (width + gap)
+        top, left = (position % rows) * (height + gap), (position // rows) * (width + gap)
         tiled[top : top + height, left : left + width] = values
         names[top : top + height, left : left + width] = f"channel {channel}"
-    # A few border pixels run far larger than the rest; saturating them keeps the patterns visible.
-    extent = float(np.nanpercentile(np.abs(tiled), 99.5)) or 1.0
+    extent = extent or _colour_extent(activation[channels])
     figure = go.Figure(
         go.Heatmap(
             z=tiled, customdata=names, zmin=-extent, zmax=extent, colorscale="RdBu_r",

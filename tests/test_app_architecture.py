@@ -142,3 +142,11 @@ def test_a_downloaded_spec_loads_back_and_a_bad_file_says_why(at):
     assert not at.exception
     assert "mine.json cannot be loaded" in at.error[0].value and "stride s must be 1 or 2, got 3" in at.error[0].value
     assert metrics(at)["Parameters"] == "1,968,680"  # the loaded architecture stays
+
+
+def test_presentation_mode_is_kept_in_the_link():
+    at = app_test(view="architecture", present="1").run()
+    assert at.toggle(key="presentation").value
+    assert any("html { font-size: 20px; }" in element.proto.body for element in at.get("html"))
+    at.toggle(key="presentation").set_value(False).run()
+    assert "present" not in at.query_params and not at.get("html")

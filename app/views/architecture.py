@@ -39,6 +39,7 @@ MOVE_KEY = "blocks_table_move"
 APPLY_KEY = "blocks_table_apply"
 IMPORT_KEY, IMPORT_ERROR_KEY = "spec_import", "spec_import_error"
 DELETE_COLUMN = "delete"
+COLUMN_PIXELS, DELETE_PIXELS = 100, 72  # the whole table fits the editor's column at 1280 px
 WIDTH_KEY, RESOLUTION_KEY, PADDING_KEY, CONVENTION_KEY = "width_mult", "resolution", "padding", "madds_convention"
 
 
@@ -123,11 +124,11 @@ def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
             hide_index=True,
             column_config={
                 **{
-                    name: st.column_config.NumberColumn(label, help=help, step=1, format="%d")
+                    name: st.column_config.NumberColumn(label, help=help, step=1, format="%d", width=COLUMN_PIXELS)
                     for name, (label, help) in TABLE_COLUMNS.items()
                 },
                 DELETE_COLUMN: st.column_config.CheckboxColumn(
-                    "🗑 delete", help="Tick the rows to delete, then press Apply.", width="small"
+                    "🗑 delete", help="Tick the rows to delete, then press Apply.", width=DELETE_PIXELS
                 ),
             },
         )
@@ -144,13 +145,15 @@ def _rows_of(spec: ArchSpec) -> list[dict[str, Any]]:
 
 
 def _row_tools(row_count: int) -> None:
-    apply_column, pick_column, up_column, down_column, add_column = st.columns(
-        [1.3, 1.3, 1, 1.2, 1.6], vertical_alignment="bottom"
-    )
+    # Two lines of buttons, so that none is cut at 1280 px.
+    apply_column, add_column = st.columns(2)
     apply_column.form_submit_button(
         "Apply", icon=":material/check:", type="primary", key=APPLY_KEY, on_click=_apply_edits, width="stretch",
         help="Edits are applied together when you press Apply (or any button here), so nothing typed is lost.",
     )
+    add_column.form_submit_button("Add row", icon=":material/add:", on_click=_add_row, width="stretch",
+                                  help="A copy of the chosen row, below it, to edit from there.")
+    pick_column, up_column, down_column = st.columns(3, vertical_alignment="bottom")
     pick_column.selectbox(
         "Row", range(1, row_count + 1), format_func=lambda n: f"row {n}", key=MOVE_KEY,
         help="Rows run top to bottom through the network: the row to move, or to copy into a new row below it.",
@@ -159,8 +162,6 @@ def _row_tools(row_count: int) -> None:
                                  width="stretch")
     down_column.form_submit_button("Down", icon=":material/arrow_downward:", on_click=_move_row, args=(1,),
                                    width="stretch")
-    add_column.form_submit_button("Add row", icon=":material/add:", on_click=_add_row, width="stretch",
-                                  help="A copy of the chosen row, below it, to edit from there.")
 
 
 def _typed_rows() -> list[dict[str, Any]]:

@@ -160,8 +160,9 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
     present = [tensor for _, tensor, _ in panels if tensor is not None]
     widest = max(tensor.shape[1] for tensor in present)
     extent = max(_colour_extent(tensor[0]) for tensor in present) if shared_scale else None
-    # Each column as wide as its tensor has channels, so narrow-wide-narrow is what the eye sees.
-    widths = [(tensor.shape[1] if tensor is not None else min(t.shape[1] for t in present)) for _, tensor, _ in panels]
+    # Columns widen with their tensor's channels, so narrow-wide-narrow is what the eye sees; a narrow one keeps
+    # half the widest's width to stay readable at 1280 px (its picture count stays to scale).
+    widths = [max(tensor.shape[1] if tensor is not None else 0, widest / 2) for _, tensor, _ in panels]
     for column, (title, tensor, meaning) in zip(st.columns(widths, gap="small"), panels):
         with column:
             st.markdown(f"**{title}**  \n" + ("absent" if tensor is None else f"{tensor.shape[1]} channels"))
@@ -173,7 +174,7 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
                             config={"displayModeBar": False})
             st.caption(f"{meaning} {_tensor_caption(tensor, shown)}", help=_shape_help(tensor))
     st.caption(
-        f"Each column is as wide as its tensor has channels; the widest shows its {CHANNELS_SHOWN_WIDEST} strongest "
+        f"Columns widen with their tensor's channels; the widest shows its {CHANNELS_SHOWN_WIDEST} strongest "
         "channels (largest mean |value|), the others fewer, to scale, as small pictures (hover for the channel "
         "number). Red is positive, blue negative, white zero: after each ReLU6 there is no blue, and the white is "
         "what the ReLU6 threw away. "

@@ -38,7 +38,7 @@ PRESENTATION_PARAM = "present"  # in the URL, so a reload in front of a class ke
 # captions lose their pale grey, chart text (drawn by plotly in px) is enlarged, and the top bar goes.
 PRESENTATION_CSS = """<style>
 html { font-size: 20px; }
-[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1rem; color: inherit; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p, [data-testid="stImageCaption"] { font-size: 1rem !important; color: inherit !important; }
 .js-plotly-plot .xtick text, .js-plotly-plot .ytick text, .js-plotly-plot .legendtext,
 .js-plotly-plot .g-xtitle text, .js-plotly-plot .g-ytitle text, .js-plotly-plot .gtitle,
 .js-plotly-plot .annotation-text { font-size: 17px !important; }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -218,10 +219,13 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.weights is not None and (args.spec, args.width, args.resolution) != (None, None, None):
+    architecture_asked = (args.spec, args.width, args.resolution) != (None, None, None)
+    if args.weights is not None and architecture_asked:
         parser.error("--weights fixes the architecture; leave out --spec, --width and --resolution")
-    if args.weights is not None:
-        source = _weight_source(args.weights)
+    # As the help says, $MBV2_WEIGHTS stands in for --weights; an architecture asked for gets random weights.
+    weights = args.weights or (None if architecture_asked else os.environ.get(WEIGHTS_ENV) or None)
+    if weights is not None:
+        source = _weight_source(weights)
         model, origin = pretrained_model(source), f"pretrained weights {source.name}"
     else:
         model, origin = seeded_model(_spec(args)), "random weights (seed 0)"
@@ -366,7 +370,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "export", parents=[spec_options], help="TorchScript, root-operator YAML, ONNX and spec JSON into a folder"
     )
     export.add_argument("--out", required=True, help="folder to write the four files into")
-    export.add_argument("--weights", help=f"export these pretrained weights instead of random ones: {weights_help}")
+    export.add_argument(
+        "--weights",
+        help=f"export these pretrained weights: a .pth, its .json description or a folder of them (default: "
+        f"${WEIGHTS_ENV}, unless --spec, --width or --resolution ask for another architecture, which gets random "
+        "weights, seed 0)",
+    )
     export.set_defaults(run=lambda args: _export(args, export))
     return parser
 

@@ -7,13 +7,16 @@ import json
 import os
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
 
-from mbv2.analysis import CONVENTIONS
+from mbv2.analysis import CONVENTIONS, LayerRow, analyse
 from mbv2.classify import classify, pretrained_model
-from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
+from mbv2.compare import (
+    PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, label, summarise,
+)
 from mbv2.distill import DistillationSettings, recover
 from mbv2.errors import EvaluationError, MBV2Error, SettingsError, SpecError, WeightsUnavailableError
 from mbv2.evaluate import (
@@ -99,6 +102,12 @@ def _summary(args: argparse.Namespace) -> int:
         settings = LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, threads=args.threads)
         latency = measure_spec(spec, settings, _progress_bar("timing"))
     summary = summarise(NamedConfig("summary", spec), latency)
+    layers = analyse(spec).rows if args.layers else None
+    if args.json:
+        print(json.dumps(_summary_record(spec, summary, layers), indent=2))
+        return 0
+    if layers is not None:
+        print(_layer_table(layers))
     print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
     for convention, meaning in CONVENTIONS.items():
         madds = summary.madds_paper if convention == "paper" else summary.madds_fvcore
@@ -115,6 +124,33 @@ def _summary(args: argparse.Namespace) -> int:
             f"top-5 {reference.top5}%, Pixel 1 {reference.pixel1_ms} ms\n    (source: {TF_SLIM_SOURCE})"
         )
     return 0
+
+
+def _layer_table(layers: tuple[LayerRow, ...]) -> str:
+    """One line per layer, as torchinfo prints a model: where it lives, what it is, shapes, parameters, MAdds."""
+    header = f"{'module':<38} {'kind':<10} {'input (N, C, H, W)':<22} {'output':<22} {'params':>10} {'MAdds':>13}"
+    lines = [header, "-" * len(header)]
+    for row in layers:
+        lines.append(
+            f"{row.module:<38} {row.kind:<10} {str(row.input_shape):<22} {str(row.output_shape):<22} "
+            f"{row.params:>10,} {row.madds_paper:>13,}"
+        )
+    return "\n".join(lines + ["-" * len(header), "MAdds: the paper's convention (convolutions and classifier).", ""])
+
+
+def _summary_record(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerRow, ...] | None) -> dict:
+    record = {
+        "spec": spec.to_dict(),
+        "params": summary.params,
+        "madds_paper": summary.madds_paper,
+        "madds_fvcore": summary.madds_fvcore,
+        "peak_activation_bytes": summary.peak_activation_bytes,
+        "peak_activation_layer": summary.peak_activation_layer,
+        "latency_ms": None if summary.latency is None else summary.latency.median_ms,
+    }
+    if layers is not None:
+        record["layers"] = [asdict(row) for row in layers]
+    return record
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -300,6 +336,8 @@ def _build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--warmup", type=_at_least(0), default=3, help="untimed runs first")
     summary.add_argument("--batch", type=_positive_int, default=1, help="images per run")
     summary.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads during the timing")
+    summary.add_argument("--layers", action="store_true", help="also every layer: shapes, parameters, multiply-adds")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of text")
     summary.set_defaults(run=_summary)
 
     classify_command = commands.add_parser("classify", help="top-k ImageNet classes of images")

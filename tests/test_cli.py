@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_IMAGES, WEIGHTS_JSON, dev_images
+from conftest import SAMPLE_IMAGES, WEIGHTS_JSON, dev_images, run_cli
 from mbv2.cli import main
 from mbv2.compare import summarise
 from mbv2.spec import ArchSpec
@@ -170,3 +170,18 @@ def test_every_command_error_is_one_line_with_status_2(tmp_path, capsys, monkeyp
     assert message.replace("{tmp}", str(tmp_path)) in err
     monkeypatch.undo()
     assert run(["summary", "--width", "0.35", "--resolution", "96"]) == 0
+
+
+def test_summary_lists_every_layer_and_prints_json():
+    text = run_cli("summary", "--layers")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].split() == ["module", "kind", "input", "(N,", "C,", "H,", "W)", "output", "params", "MAdds"]
+    assert any(line.startswith("features.0 ") and "(1, 3, 224, 224)" in line and "(1, 32, 112, 112)" in line
+               for line in lines)
+    assert "MobileNetV2 1.0/224: 3,504,872 parameters" in text.stdout
+
+    record = json.loads(run_cli("summary", "--layers", "--json", "--width", "0.5").stdout)
+    assert record["spec"]["width_mult"] == 0.5 and record["latency_ms"] is None
+    assert len(record["layers"]) == 54 and sum(layer["params"] for layer in record["layers"]) == record["params"]
+    assert sum(layer["madds_paper"] for layer in record["layers"]) == record["madds_paper"]

@@ -212,13 +212,53 @@ def nonlinear_bottleneck(model: MobileNetV2) -> Iterator[MobileNetV2]:
         yield model
 
 
+@contextmanager
+def same_damage_elsewhere(model: MobileNetV2, seed: int = 0) -> Iterator[MobileNetV2]:
+    """The ablation's control: in every block, as many values destroyed as a ReLU6 after the projection
+    would zero there (its negatives), but in the wide tensor the projection reads, at random among its
+    non-zero values. The same blocks lose the same number of values; only where differs.
+
+    If this hurts as much as the ReLU6 in the bottleneck, any damage of that size breaks the trained
+    weights; if it hurts far less, it is the narrow bottleneck's negative half that matters.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def destroy_as_many(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
+        wide = inputs[0]
+        would_zero = (module.forward(wide) < 0).flatten(1).sum(dim=1)  # .forward: no hook, no recursion
+        alive = wide != 0
+        chance = (would_zero / alive.flatten(1).sum(dim=1).clamp(min=1)).clamp(max=1).view(-1, 1, 1, 1)
+        doomed = alive & (torch.rand(wide.shape, generator=generator) < chance.to(torch.float32))
+        return (wide.masked_fill(doomed, 0.0),)
+
+    blocks = inverted_residuals(model).values()
+    with _hooks([block.project.register_forward_pre_hook(destroy_as_many) for block in blocks]):
+        yield model
+
+
+@dataclass(frozen=True)
+class AblationLogits:
+    """(N, classes) logits of one batch three ways."""
+
+    linear: torch.Tensor  # as trained
+    nonlinear: torch.Tensor  # ReLU6 after every projection
+    control: torch.Tensor  # as many values destroyed before every projection instead (`same_damage_elsewhere`)
+
+
 @torch.inference_mode()
-def bottleneck_logits(model: MobileNetV2, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of `batch` with linear bottlenecks (as trained) and with ReLU6 after each one."""
+def bottleneck_logits(model: MobileNetV2, batch: torch.Tensor) -> AblationLogits:
+    """Logits of `batch` with linear bottlenecks (as trained), with ReLU6 after each one, and with the control."""
     linear = model(batch)
     with nonlinear_bottleneck(model):
         nonlinear = model(batch)
-    return linear, nonlinear
+    with same_damage_elsewhere(model):
+        control = model(batch)
+    return AblationLogits(linear, nonlinear, control)
+
+
+def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of the rows of (N, classes) logits whose top class is the label."""
+    return float((logits.argmax(dim=1) == labels).double().mean())
 
 
 def top1_agreement(logits: torch.Tensor, other: torch.Tensor) -> float:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from contextlib import nullcontext
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
 
-from mbv2.analysis import CONVENTIONS
+from mbv2.analysis import CONVENTIONS, LayerRow, analyse
 from mbv2.classify import classify, pretrained_model
-from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
+from mbv2.compare import (
+    PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, label, summarise,
+)
 from mbv2.distill import DistillationSettings, recover
 from mbv2.errors import EvaluationError, MBV2Error, SettingsError, SpecError, WeightsUnavailableError
 from mbv2.evaluate import (
@@ -99,6 +103,12 @@ def _summary(args: argparse.Namespace) -> int:
     settings = _latency_settings(args)
     latency = measure_spec(spec, settings, _progress_bar("timing")) if settings is not None else None
     summary = summarise(NamedConfig("summary", spec), latency)
+    layers = analyse(spec).rows if args.layers else None
+    if args.json:
+        print(json.dumps(_summary_record(spec, summary, layers), indent=2))
+        return 0
+    if layers is not None:
+        print(_layer_table(layers))
     print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
     for convention, meaning in CONVENTIONS.items():
         madds = summary.madds_paper if convention == "paper" else summary.madds_fvcore
@@ -127,6 +137,33 @@ def _print_profile(profile: LayerProfile) -> None:
               f"{kind.time_share:>6.1%}")
     print(f"    in no layer (residual adds, pooling, hooks): {profile.unattributed_ms:.2f} ms; the whole pass "
           f"{profile.hooked.median_ms:.2f} ms with the timing hooks, {profile.bare.median_ms:.2f} ms without")
+
+
+def _layer_table(layers: tuple[LayerRow, ...]) -> str:
+    """One line per layer, as torchinfo prints a model: where it lives, what it is, shapes, parameters, MAdds."""
+    header = f"{'module':<38} {'kind':<10} {'input (N, C, H, W)':<22} {'output':<22} {'params':>10} {'MAdds':>13}"
+    lines = [header, "-" * len(header)]
+    for row in layers:
+        lines.append(
+            f"{row.module:<38} {row.kind:<10} {str(row.input_shape):<22} {str(row.output_shape):<22} "
+            f"{row.params:>10,} {row.madds_paper:>13,}"
+        )
+    return "\n".join(lines + ["-" * len(header), "MAdds: the paper's convention (convolutions and classifier).", ""])
+
+
+def _summary_record(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerRow, ...] | None) -> dict:
+    record = {
+        "spec": spec.to_dict(),
+        "params": summary.params,
+        "madds_paper": summary.madds_paper,
+        "madds_fvcore": summary.madds_fvcore,
+        "peak_activation_bytes": summary.peak_activation_bytes,
+        "peak_activation_layer": summary.peak_activation_layer,
+        "latency_ms": None if summary.latency is None else summary.latency.median_ms,
+    }
+    if layers is not None:
+        record["layers"] = [asdict(row) for row in layers]
+    return record
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -274,10 +311,13 @@ def _print_rows(rows: list[Row]) -> None:
 
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.weights is not None and (args.spec, args.width, args.resolution) != (None, None, None):
+    architecture_asked = (args.spec, args.width, args.resolution) != (None, None, None)
+    if args.weights is not None and architecture_asked:
         parser.error("--weights fixes the architecture; leave out --spec, --width and --resolution")
-    if args.weights is not None:
-        source = _weight_source(args.weights)
+    # As the help says, $MBV2_WEIGHTS stands in for --weights; an architecture asked for gets random weights.
+    weights = args.weights or (None if architecture_asked else os.environ.get(WEIGHTS_ENV) or None)
+    if weights is not None:
+        source = _weight_source(weights)
         model, origin = pretrained_model(source), f"pretrained weights {source.name}"
     else:
         model, origin = seeded_model(_spec(args)), "random weights (seed 0)"
@@ -376,6 +416,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--profile", action="store_true",
         help="also measure each layer's time beside its multiply-adds, by kind (with --runs, --warmup, --threads)",
     )
+    summary.add_argument("--layers", action="store_true", help="also every layer: shapes, parameters, multiply-adds")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of text")
     summary.set_defaults(run=_summary)
 
     classify_command = commands.add_parser("classify", help="top-k ImageNet classes of images")
@@ -453,7 +495,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "export", parents=[spec_options], help="TorchScript, root-operator YAML, ONNX and spec JSON into a folder"
     )
     export.add_argument("--out", required=True, help="folder to write the four files into")
-    export.add_argument("--weights", help=f"export these pretrained weights instead of random ones: {weights_help}")
+    export.add_argument(
+        "--weights",
+        help=f"export these pretrained weights: a .pth, its .json description or a folder of them (default: "
+        f"${WEIGHTS_ENV}, unless --spec, --width or --resolution ask for another architecture, which gets random "
+        "weights, seed 0)",
+    )
     export.set_defaults(run=lambda args: _export(args, export))
     return parser
 

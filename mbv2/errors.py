@@ -51,3 +51,7 @@ class EvaluationError(MBV2Error, ValueError):
 
 class SweepFileError(MBV2Error, ValueError):
     """A sweep table that cannot be read, resumed or appended to; the message names the file and the line."""
+
+
+class ComparisonFileError(MBV2Error, ValueError):
+    """A saved comparison (JSON) that cannot be read back; the message says what is wrong where."""

@@ -28,7 +28,11 @@ def parse_json(text: str) -> Any:
 def read_json_file(path: str | os.PathLike[str]) -> Any:
     """The JSON in a file, read no further than MAX_JSON_BYTES; OSError when it cannot be opened."""
     with open(path, "rb") as file:
-        data = file.read(MAX_JSON_BYTES + 1)
+        return parse_json(json_text(file.read(MAX_JSON_BYTES + 1)))
+
+
+def json_text(data: bytes) -> str:
+    """The text of a JSON file's (or an upload's) bytes: at most MAX_JSON_BYTES, UTF-8."""
     if len(data) > MAX_JSON_BYTES:
         raise ValueError(f"the file is larger than {MAX_JSON_BYTES:,} bytes, too large for a JSON description.")
     try:
@@ -37,7 +41,7 @@ def read_json_file(path: str | os.PathLike[str]) -> Any:
         raise ValueError(
             f"the file is not UTF-8 text (byte {error.start} cannot be read); save it as UTF-8 JSON."
         ) from None
-    return parse_json(text)
+    return text
 
 
 def _refuse_constant(name: str) -> float:

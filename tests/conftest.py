@@ -112,13 +112,14 @@ def metrics(at) -> dict[str, str]:
     return {metric.label: metric.value for metric in at.metric}
 
 
-def edit_table(at, edited_rows=None, added_rows=(), deleted_rows=()):
-    """Apply cell edits the way the browser's data editor reports them, then rerun."""
-    editor = at.data_editor[0]
-    at.session_state[editor.key] = {
-        "edited_rows": edited_rows or {}, "added_rows": list(added_rows), "deleted_rows": list(deleted_rows),
-    }
-    return at.run()
+def edit_table(at, edited_rows=None, deleted_rows=()):
+    """Type cell edits and tick rows to delete the way the browser's data editor reports them, then press
+    the table's Apply button."""
+    edits = {index: dict(cells) for index, cells in (edited_rows or {}).items()}
+    for index in deleted_rows:
+        edits.setdefault(index, {})["delete"] = True
+    at.session_state[at.data_editor[0].key] = {"edited_rows": edits, "added_rows": [], "deleted_rows": []}
+    return at.button(key="blocks_table_apply").click().run()
 
 
 def rss_bytes(pid: int | str = "self") -> int:

@@ -11,6 +11,7 @@ from mbv2.activations import (
     ActivationCounts,
     block_statistics,
     bottleneck_logits,
+    same_damage_elsewhere,
     capture_block,
     inverted_residuals,
     most_active_channels,
@@ -111,12 +112,32 @@ def test_the_ablation_changes_the_logits_and_undoes_itself(tf_model, cat):
 
 
 def test_relu6_bottlenecks_lose_the_sample_images(tf_model, tf_source, samples):
-    linear, nonlinear = bottleneck_logits(tf_model, samples)
+    logits = bottleneck_logits(tf_model, samples)
+    linear, nonlinear = logits.linear, logits.nonlinear
     assert [top_k(row, tf_source.labels, 1)[0].label for row in linear] == [
         "Egyptian cat", "espresso", "mortarboard", "missile"
     ]
     assert top1_agreement(linear, linear) == 1.0
     assert top1_agreement(linear, nonlinear) <= 0.25
+
+
+def test_the_control_destroys_as_many_values_elsewhere_and_leaves_no_hook(tf_model, samples):
+    """The control zeroes, before each projection, about as many values as a ReLU6 after it would."""
+    blocks = inverted_residuals(tf_model)
+    project = blocks[3].project
+    seen = {}
+    handles = [  # registered first, so it sees the tensor before the control; the forward hook sees it after
+        project.register_forward_pre_hook(lambda module, inputs: seen.update(before=inputs[0].clone())),
+        project.register_forward_hook(lambda module, inputs, output: seen.update(after=inputs[0].clone())),
+    ]
+    with torch.inference_mode(), same_damage_elsewhere(tf_model):
+        tf_model(samples)
+        would_zero = int((project.forward(seen["before"]) < 0).sum())
+    for handle in handles:
+        handle.remove()
+    destroyed = int((seen["after"] == 0).sum()) - int((seen["before"] == 0).sum())
+    assert destroyed == pytest.approx(would_zero, rel=0.02)
+    assert all(not block.project._forward_pre_hooks for block in blocks.values())
 
 
 def test_most_active_channels_rank_by_mean_absolute_value():

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conftest import PAPER_PARAMS, app_test, edit_table, metrics
+from mbv2.spec import ArchSpec
 
 PAPER_MADDS = "300.8M"
 
@@ -62,7 +63,11 @@ def test_an_invalid_table_shows_every_problem_and_keeps_the_last_valid_totals(at
     assert metrics(at)["Parameters"] == "4,222,312"  # the last valid architecture, not the paper's
     assert at.query_params["blocks"].endswith("6-640-1-1")
 
-    edit_table(at, edited_rows={6: {"c": 640}}, added_rows=[{"t": 6, "c": None, "n": 1, "s": 1}])
+    at.selectbox(key="blocks_table_move").set_value(7)
+    button(at, "Add row").click().run()  # row 8: a copy of row 7, no empty cell
+    assert at.data_editor[0].value[["t", "c", "n", "s"]].values.tolist()[7] == [6, 640, 1, 1]
+    assert "Row 8" not in at.error[0].value  # the table is kept as typed: rows 2 and 3 are still wrong
+    edit_table(at, edited_rows={6: {"c": 640}, 7: {"c": None}})
     assert "Row 8: channels c is empty; type a whole number." in at.error[0].value
     assert metrics(at)["Parameters"] == "4,222,312"
 
@@ -84,7 +89,7 @@ def test_the_fvcore_convention_also_counts_batchnorm_and_pooling(at):
 
 
 def test_rows_move_and_the_paper_comes_back_on_reset(at):
-    at.selectbox(key="blocks_table_move").set_value(7).run()
+    at.selectbox(key="blocks_table_move").set_value(7)  # in the table's form: taken with the button
     button(at, "Up").click().run()  # rows 6 and 7 swap
     assert at.data_editor[0].value["c"].tolist() == [16, 24, 32, 64, 96, 320, 160]
     assert metrics(at)["Parameters"] == "3,865,512"
@@ -95,6 +100,20 @@ def test_rows_move_and_the_paper_comes_back_on_reset(at):
     assert at.data_editor[0].value["c"].tolist() == [16, 24, 32, 64, 96, 160, 320]
     assert at.number_input(key="resolution").value == 224
     assert "blocks" not in at.query_params  # the paper's architecture needs no parameters in the link
+
+
+def test_edits_typed_before_another_button_are_applied_with_it(at):
+    at.session_state[at.data_editor[0].key] = {
+        "edited_rows": {"1": {"c": 40}, "6": {"delete": True}}, "added_rows": [], "deleted_rows": []
+    }  # as the browser sends them: row numbers as text
+    at.selectbox(key="blocks_table_move").set_value(2)
+    button(at, "Add row").click().run()
+    assert not at.exception and not at.error
+    table = at.data_editor[0].value
+    assert table[["t", "c", "n", "s"]].values.tolist()[1:3] == [[6, 40, 2, 2], [6, 40, 2, 2]]  # the copy as typed
+    assert table["c"].tolist() == [16, 40, 40, 32, 64, 96, 160] and not table["delete"].any()
+    assert at.query_params["blocks"] == "1-16-1-1,6-40-2-2,6-40-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2"
+    assert at.selectbox(key="blocks_table_move").value == 3  # the new row is the chosen one
 
 
 def test_a_link_reproduces_an_architecture():
@@ -126,3 +145,27 @@ def test_time_per_layer_is_measured_on_a_click_and_charted_beside_the_multiply_a
     assert f"Depthwise convolutions: {madds['y'][depthwise]:.0%} of the multiply-adds" in caption
     at.run()
     assert len(at.get("plotly_chart")) == 3  # kept for this design in this session, not measured again
+
+
+def test_a_downloaded_spec_loads_back_and_a_bad_file_says_why(at):
+    spec = ArchSpec(width_mult=0.5, resolution=128, padding="tf_same")
+    at.file_uploader(key="spec_import").upload("mobilenet_v2_0.5_128.json", spec.to_json().encode(), "application/json")
+    at.run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Parameters"] == "1,968,680"
+    assert at.number_input(key="width_mult").value == 0.5 and at.number_input(key="resolution").value == 128
+    assert at.query_params["width"] == "0.5" and at.query_params["res"] == "128"
+
+    bad = '{"blocks": [{"t": 6, "c": 24, "n": 2, "s": 3}], "width_mult": 0.5}'
+    at.file_uploader(key="spec_import").upload("mine.json", bad.encode(), "application/json").run()
+    assert not at.exception
+    assert "mine.json cannot be loaded" in at.error[0].value and "stride s must be 1 or 2, got 3" in at.error[0].value
+    assert metrics(at)["Parameters"] == "1,968,680"  # the loaded architecture stays
+
+
+def test_presentation_mode_is_kept_in_the_link():
+    at = app_test(view="architecture", present="1").run()
+    assert at.toggle(key="presentation").value
+    assert any("html { font-size: 20px; }" in element.proto.body for element in at.get("html"))
+    at.toggle(key="presentation").set_value(False).run()
+    assert "present" not in at.query_params and not at.get("html")

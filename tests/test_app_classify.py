@@ -59,3 +59,13 @@ def test_weights_that_cannot_be_downloaded_say_how_to_get_them(monkeypatch):
     assert "MBV2_WEIGHTS" in at.error[0].value
     at.selectbox(key="weights").set_value("local mobilenet_v2_1.0_224_tf2_ptq.pth").run()
     assert not at.error and at.subheader  # the page keeps working
+
+
+def test_class_activation_maps_for_the_edited_and_the_original_network():
+    at = upload(app_test(view="classify", res="160").run(), ZEBRA)
+    shown_before = len(at.image)
+    at.toggle(key="classify_attention").set_value(True).run()
+    assert not at.exception and not at.error
+    captions = [image.captions[0] for image in at.image[shown_before:]]
+    assert captions == ["Your architecture: what made it say zebra", "Original (as trained): what made it say zebra"]
+    assert "Grad-CAM" in " ".join(caption.value for caption in at.caption)

@@ -3,10 +3,17 @@
 import gc
 import json
 
+import pandas as pd
 import pytest
 
 from conftest import DEV_IMAGES, SAMPLE_IMAGES, WEIGHTS_JSON, app_test, metrics
 from mbv2.cli import main
+from mbv2.compare import NamedConfig, preset
+from mbv2.comparison import Comparison
+from mbv2.latency import LatencySettings, measure_spec
+from mbv2.spec import ArchSpec
+
+PAPER_LINK = ["1-16-1-1,6-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-320-1-1", "1.0", "224", "tf_same"]
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +71,9 @@ def test_latency_is_measured_on_demand_and_kept(at):
 
 def test_exports_are_prepared_then_offered_for_download(at):
     at.selectbox(key="compare_export_name").select("MobileNetV2 0.35/96").run()
-    assert [button.proto.label for button in at.get("download_button")] == ["Spec (JSON)"]
+    assert _export_buttons(at) == ["Spec (JSON)"]
     at.button(key="compare_prepare").click().run()
-    labels = [button.proto.label for button in at.get("download_button")]
-    assert labels == ["Spec (JSON)", "TorchScript (.pt)", "Root operators (YAML)", "ONNX"]
+    assert _export_buttons(at) == ["Spec (JSON)", "TorchScript (.pt)", "Root operators (YAML)", "ONNX"]
     assert not at.exception and not at.error
 
 
@@ -124,10 +130,15 @@ def test_a_batch_too_large_for_the_design_is_explained_and_a_smaller_one_is_meas
     assert at.dataframe[0].value["Latency (ms)"].notna().all()
 
 
+def _export_buttons(at) -> list[str]:
+    """The export section's download buttons (the list's own Save button is another)."""
+    return [button.proto.label for button in at.get("download_button") if button.key.startswith("compare_download")]
+
+
 def _export(at, name: str) -> None:
     at.selectbox(key="compare_export_name").select(name).run()
     at.button(key="compare_prepare").click().run()
-    assert len(at.get("download_button")) == 4
+    assert len(_export_buttons(at)) == 4
 
 
 def _large_files_held() -> int:
@@ -201,3 +212,41 @@ def test_a_sweep_without_accuracy_says_how_to_measure_it(tmp_path):
     at.file_uploader(key="compare_sweep").upload("counts.csv", out.read_bytes(), "text/csv").run()
     assert not at.exception and not at.error
     assert "holds 1 configurations but no accuracy: run the sweep again with --images DIR" in at.warning[0].value
+
+
+def test_a_link_restores_the_list_and_follows_its_changes():
+    link = json.dumps([["tiny", "1-16-1-1,6-24-2-2", "0.5", "128", "tf_same"], ["paper", *PAPER_LINK]])
+    at = app_test(view="compare", compare=link).run()
+    assert not at.exception and not at.warning
+    assert _names(at) == ["tiny", "paper"]
+    assert at.dataframe[0].value["Params (M)"].iloc[1] == pytest.approx(3.504872)
+    at.multiselect(key="compare_presets").select("MobileNetV2 0.35/96").run()
+    at.button(key="compare_add_presets").click().run()
+    assert [entry[0] for entry in json.loads(at.query_params["compare"])] == ["tiny", "paper", "MobileNetV2 0.35/96"]
+
+
+def test_a_link_with_a_broken_entry_keeps_the_rest_and_says_why():
+    link = json.dumps([["bad", "1-16-1-3", "1.0", "224", "tf_same"], ["paper", *PAPER_LINK]])
+    at = app_test(view="compare", compare=link).run()
+    assert not at.exception
+    assert "Configuration 1 in this link is left out: Row 1: stride s must be 1 or 2, got 3." in at.warning[0].value
+    assert _names(at) == ["paper"]
+
+
+def test_a_saved_list_loads_back_with_its_latencies():
+    small = preset(0.35, 96)
+    measured = measure_spec(small.spec, LatencySettings(runs=2, warmup=3))  # as Compare measures
+    saved = Comparison((small, NamedConfig("wide", ArchSpec(width_mult=1.4, padding="tf_same"))),
+                       ((small.spec, measured),))
+    at = app_test(view="compare").run()
+    at.number_input(key="compare_runs").set_value(2).run()
+    at.file_uploader(key="compare_load").upload("list.json", saved.to_json().encode(), "application/json").run()
+    assert not at.exception and not at.error
+    assert _names(at) == ["MobileNetV2 0.35/96", "wide"]
+    latencies = at.dataframe[0].value["Latency (ms)"].tolist()
+    assert latencies[0] == pytest.approx(measured.median_ms) and pd.isna(latencies[1])  # only what was measured
+    assert at.button(key="compare_measure").label == "Measure latency (1 to go)"
+
+    at.file_uploader(key="compare_load").upload("spec.json", ArchSpec().to_json().encode(), "application/json").run()
+    assert "spec.json: This file is not a saved comparison" in at.error[0].value
+    assert _names(at) == ["MobileNetV2 0.35/96", "wide"]  # a bad file changes nothing

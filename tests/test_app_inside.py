@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import app_test
 
-SHAPE = "(N×C×H×W)"
+SHAPE = "(N×C×H×W"
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,9 @@ def _captions(at) -> list[str]:
 
 
 def _shapes(at) -> list[str]:
-    return [text.split(SHAPE)[0].rsplit("Shape ", 1)[1].strip() for text in _captions(at) if SHAPE in text]
+    """The tensor shapes, from the captions' tooltips (plain words in the caption, the jargon in its help)."""
+    helps = [caption.proto.help for caption in at.caption]
+    return [text.split(" (N×C×H×W")[0].removeprefix("Tensor shape ") for text in helps if SHAPE in text]
 
 
 def test_the_five_tensors_of_the_default_block(at):
@@ -57,10 +61,15 @@ def test_the_ablation_toggle_shows_the_damage(at):
     assert not at.metric  # nothing to compare until the switch is on
     at.toggle(key="inside_ablation").set_value(True).run()
     assert not at.exception
-    assert at.metric[0].value == "0 of 4"
-    samples = at.dataframe[1].value
-    assert list(samples["linear"]) == ["Egyptian cat", "espresso", "mortarboard", "missile"]
     assert any("loses its top class (Egyptian cat →" in text for text in _captions(at))
+    assert at.text_input(key="inside_ablation_images").value.endswith("imagenet-dev")  # MBV2_IMAGENET
+    at.button(key="inside_ablation_measure").click().run()
+    assert not at.exception and not at.error
+    # On the 50 labelled dev images: 84% as trained; both the ReLU6 and the control of the same size break it.
+    assert {metric.label: metric.value for metric in at.metric} == {
+        "As trained (linear bottleneck)": "84%", "ReLU6 after every projection": "0%",
+        "Control: the same damage elsewhere": "0%",
+    }
 
 
 def test_the_manifold_slider(at):
@@ -83,3 +92,17 @@ def test_an_edited_architecture_is_looked_inside_with_inherited_weights():
     note = " ".join(_captions(at))
     assert "your edited architecture (table row 2; resolution 160 instead of 224)" in note
     assert "inherited from local mobilenet_v2_1.0_224_tf2_ptq.pth, no training" in note and "sliced" in note
+
+
+def test_tensors_are_drawn_to_scale_and_can_share_one_colour_scale(at):
+    at.selectbox(key="inside_block").set_value(3).run()
+    captions = [text for text in _captions(at) if " channels of " in text]
+    assert [text.split(". ")[-1].split(" shown")[0] for text in captions] == [
+        "24 channels of 56×56 values, 4", "144 channels of 56×56 values, 24", "144 channels of 56×56 values, 24",
+        "24 channels of 56×56 values, 4", "24 channels of 56×56 values, 4",
+    ]
+    own = [chart.proto.spec for chart in at.get("plotly_chart")[:5]]
+    at.toggle(key="inside_shared_scale").set_value(True).run()
+    shared = [json.loads(chart.proto.spec)["data"][0]["zmax"] for chart in at.get("plotly_chart")[:5]]
+    assert len(set(shared)) == 1 and len({json.loads(spec)["data"][0]["zmax"] for spec in own}) > 1
+    assert any("All pictures share one colour scale." in text for text in _captions(at))

@@ -13,19 +13,36 @@ def metric(page, label: str) -> str:
     return card.locator('[data-testid="stMetricValue"]').inner_text()
 
 
-def type_into_cell(page, row: int, column: int, text: str) -> None:
-    """Select a cell of the canvas-drawn data editor by keyboard from its first cell, then type into it."""
+def select_cell(page, row: int, column: int) -> None:
+    """Click a row's first cell in the canvas-drawn data editor (rows are 35 px), then go right by keyboard.
+
+    Walking down by ArrowDown from the first row lost a key now and then, landing a row too high.
+    """
     box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
-    page.mouse.click(box["x"] + 60, box["y"] + 35 + 17)  # first column, first body row
-    for key in ["ArrowDown"] * row + ["ArrowRight"] * column:
-        page.keyboard.press(key)
+    page.mouse.click(box["x"] + 60, box["y"] + 35 + 17 + 35 * row)
+    page.wait_for_timeout(150)  # as long as a person takes to move from the mouse to the keys
+    for _ in range(column):
+        page.keyboard.press("ArrowRight")
+
+
+def apply_table(page) -> None:
+    # A person's move from the keys to the button. The grid hands its last edit to the form a moment after
+    # the cell closes: on this loaded 2-core machine a click 300 ms after the last Tab lost a row 1 time in 20.
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Apply").click()
+    wait_for_app(page)
+
+
+def type_into_cell(page, row: int, column: int, text: str) -> None:
+    """Type into one cell, then apply the table."""
+    select_cell(page, row, column)
     page.keyboard.type(text[0])  # typing opens the cell's editor
     editor = page.locator("input.gdg-input")
-    expect(editor).to_have_value(text[0])  # on a busy machine the key can land after a fill: "3" became "33"
+    expect(editor).to_have_value(text[0])
     editor.fill(text)
     expect(editor).to_have_value(text)
     editor.press("Enter")
-    wait_for_app(page)
+    apply_table(page)
 
 
 def screenshots(page, name: str) -> None:
@@ -70,3 +87,31 @@ def test_edit_the_table_then_classify_a_sample(page, app_url):
     assert page.locator('[data-testid="stImage"]').count() == 2
     assert page.locator(".js-plotly-plot").count() == 1
     screenshots(page, "classify-coffee")
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="Known, not yet fixed: about 1 row in 20-40 typed into the form-wrapped data editor is missing from the "
+    "submitted form state after Apply (the grid shows it); seen on this loaded 2-core machine, see issue 14's report",
+)
+def test_a_whole_row_typed_at_human_speed_lands_every_time(page, app_url):
+    """Ten rows typed cell after cell with Tab, 200 ms a key (a steady typist), each applied: every value lands.
+
+    Before the table was a form, a rerun started by one cell could swallow keys typed into the next. At 100 ms
+    a key on this loaded machine the grid's own cell editor, still opening after the first key, lost the next
+    ones now and then ("208" became "8"): that is the browser component, not a rerun.
+    """
+    page.goto(f"{app_url}/?view=architecture")
+    page.locator('[data-testid="stMetric"]').first.wait_for()
+    wait_for_app(page)
+    for attempt in range(10):
+        typed = (3 + attempt % 3, 200 + 8 * attempt, 1 + attempt % 2, 1 + attempt // 2 % 2)  # the last row's t, c, n, s
+        select_cell(page, row=6, column=0)
+        for value in typed:
+            page.keyboard.type(str(value), delay=200)  # typing into a selected cell opens its editor
+            page.keyboard.press("Tab", delay=200)  # commits the cell and moves right
+        apply_table(page)
+        expected = "-".join(str(value) for value in typed)
+        assert page.url.split("blocks=")[1].split("&")[0].split("%2C")[-1] == expected, (attempt, page.url)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    screenshot(page, "architecture-typed-rows")

@@ -43,3 +43,27 @@ def test_compare_presets_latency_and_pareto_plot(page, app_url):
     onnx.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshot(page, "compare-export")))
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_reload_and_a_shared_link_bring_the_list_back(page, browser, app_url):
+    page.goto(f"{app_url}/?view=compare")
+    page.get_by_role("button", name="Measure latency (1 to go)").wait_for()
+    wait_for_app(page)
+    add_presets(page, "MobileNetV2 0.5/160")
+    page.get_by_role("button", name="Measure latency (2 to go)").wait_for()
+    wait_for_app(page)
+    rows = page.get_by_test_id("data-grid-canvas").locator("tbody tr")
+    expect(rows).to_have_count(2)
+
+    page.reload()  # a new session: only the link carries the list
+    page.get_by_role("button", name="Measure latency (2 to go)").wait_for()
+    wait_for_app(page)
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_contain_text("MobileNetV2 0.5/160")
+
+    shared = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()  # someone else opens the link
+    shared.goto(page.url)
+    shared.get_by_role("button", name="Measure latency (2 to go)").wait_for()
+    expect(shared.get_by_test_id("data-grid-canvas").locator("tbody tr").nth(1)).to_contain_text("MobileNetV2 0.5/160")
+    shared.context.close()
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_IMAGES, WEIGHTS_JSON, dev_images
+from conftest import SAMPLE_IMAGES, WEIGHTS_JSON, dev_images, run_cli
 from mbv2.cli import main
 from mbv2.compare import summarise
 from mbv2.spec import ArchSpec
@@ -184,3 +184,18 @@ def test_summary_profile_prints_each_kinds_share_of_multiply_adds_and_of_time(ca
     assert shares["depthwise"][1:3] == ["20.7M", "6.9%"]
     assert float(shares["depthwise"][5].rstrip("%")) > 2 * 6.9  # measured: far more of the time than of the work
     assert "in no layer (residual adds, pooling, hooks)" in out and "over 3 runs after 1 warm-up" in out
+
+
+def test_summary_lists_every_layer_and_prints_json():
+    text = run_cli("summary", "--layers")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].split() == ["module", "kind", "input", "(N,", "C,", "H,", "W)", "output", "params", "MAdds"]
+    assert any(line.startswith("features.0 ") and "(1, 3, 224, 224)" in line and "(1, 32, 112, 112)" in line
+               for line in lines)
+    assert "MobileNetV2 1.0/224: 3,504,872 parameters" in text.stdout
+
+    record = json.loads(run_cli("summary", "--layers", "--json", "--width", "0.5").stdout)
+    assert record["spec"]["width_mult"] == 0.5 and record["latency_ms"] is None
+    assert len(record["layers"]) == 54 and sum(layer["params"] for layer in record["layers"]) == record["params"]
+    assert sum(layer["madds_paper"] for layer in record["layers"]) == record["madds_paper"]

@@ -7,7 +7,7 @@ import torch
 import yaml
 from onnx.reference import ReferenceEvaluator
 
-from conftest import WEIGHTS_JSON, dev_images
+from conftest import WEIGHTS_JSON, dev_images, run_cli
 from mbv2.cli import main
 from mbv2.export import onnx_bytes, seeded_model, traced
 from mbv2.images import open_image
@@ -93,3 +93,12 @@ def test_onnx_takes_any_batch(small_tf_same):
     logits = ReferenceEvaluator(model).run(None, {"image": images.numpy()})[0]
     with torch.inference_mode():
         np.testing.assert_allclose(logits, small_tf_same(images).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_without_weights_export_takes_them_from_the_environment_as_its_help_says(tmp_path):
+    """`run_cli` sets MBV2_WEIGHTS to the shared weights, as a user's shell would."""
+    exported = run_cli("export", "--out", str(tmp_path))
+    assert exported.returncode == 0, exported.stderr
+    assert "with pretrained weights local mobilenet_v2_1.0_224_tf2_ptq.pth" in exported.stdout
+    chosen = run_cli("export", "--out", str(tmp_path / "small"), "--width", "0.35", "--resolution", "64")
+    assert chosen.returncode == 0 and "random weights (seed 0)" in chosen.stdout

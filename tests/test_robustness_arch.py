@@ -26,9 +26,18 @@ def number(key: str, value: float) -> Action:
     return lambda at: at.number_input(key=key).set_value(value).run()
 
 
-# A good input after a bad one, and a total it must change. The editor's state holds every edit
-# since the table was shown, so a table fix replaces the bad edit rather than adding to it.
-FIX_TABLE = (table(edited_rows={6: {"c": 640}}), "Parameters", "4,222,312")
+def paper_table_then(**edits) -> Action:
+    """The table keeps a bad edit as typed, so a fix starts from the paper's table, as a person would."""
+
+    def fix(at):
+        next(button for button in at.button if button.label == "Reset to the paper's Table 2").click().run()
+        return edit_table(at, **edits)
+
+    return fix
+
+
+# A good input after a bad one, and a total it must change.
+FIX_TABLE = (paper_table_then(edited_rows={6: {"c": 640}}), "Parameters", "4,222,312")
 FIX_RESOLUTION = (number("resolution", 160), "Last feature map", "5×5×1280")
 FIX_WIDTH = (number("width_mult", 0.5), "Parameters", "1,968,680")
 LAYER_LIMIT = "the limit is 16,384"
@@ -66,7 +75,7 @@ BAD_INPUTS = {  # id: (bad input, what the message says, the good input that fol
     "empty table": (table(deleted_rows=range(7)), "The bottleneck table is empty: add at least one row", FIX_TABLE),
     "missing cell": (table(edited_rows={2: {"c": None}}), "Row 3: channels c is empty; type a whole number.",
                      FIX_TABLE),
-    "added empty row": (table(added_rows=[{}]), "Row 8 is empty: fill in t, c, n and s", FIX_TABLE),
+    "cleared row": (table(edited_rows={6: dict.fromkeys("tcns")}), "Row 7 is empty: fill in t, c, n and s", FIX_TABLE),
     "non-integer": (table(edited_rows={1: {"t": 2.5}}), "Row 2: expansion t must be a whole number, got 2.5.",
                     FIX_TABLE),
     # Streamlit's number column cannot hold text: what it cannot parse arrives as an empty cell.

@@ -11,8 +11,10 @@ import streamlit as st
 import charts
 import state
 from heavy import run_queued
+from widgets import literal
 from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow
 from mbv2.errors import MBV2Error, SpecError
+from mbv2.jsonfile import json_text
 from mbv2.layertime import PROFILE_SETTINGS, LayerProfile, profile_layers
 from mbv2.spec import (
     MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows, shape_notes,
@@ -28,14 +30,19 @@ PADDING_LABELS = {
     "symmetric": "symmetric (PyTorch, torchvision weights)",
     "tf_same": "tf_same (TensorFlow 'SAME', the shared TF weights)",
 }
-# The editor's widget state holds only the edits since it was created, on top of the table it
-# was given; the table is replaced (and the key renewed) only when rows are moved or reset.
+# The table is edited inside a form: nothing reruns while a person types, so no keystroke is lost to a
+# rerun, and every button of the form applies the typed edits together with its own change. The applied
+# table is then shown by a fresh editor (a new key), so the editor's state never outlives its table.
+FORM_KEY = "blocks_table_form"
 EDITOR_KEY = "blocks_table"
 VERSION_KEY = "blocks_table_version"
-BASE_KEY = "blocks_table_base"
-ROWS_KEY = "blocks_table_rows"  # the table as last shown, edits included; survives view switches
+ROWS_KEY = "blocks_table_rows"  # the table as applied; survives view switches
 MOVE_KEY = "blocks_table_move"
 PROFILES_KEY = "layer_time_profiles"  # ArchSpec -> LayerProfile, measured in this session
+APPLY_KEY = "blocks_table_apply"
+IMPORT_KEY, IMPORT_ERROR_KEY = "spec_import", "spec_import_error"
+DELETE_COLUMN = "delete"
+COLUMN_PIXELS, DELETE_PIXELS = 100, 72  # the whole table fits the editor's column at 1280 px
 WIDTH_KEY, RESOLUTION_KEY, PADDING_KEY, CONVENTION_KEY = "width_mult", "resolution", "padding", "madds_convention"
 
 
@@ -52,7 +59,6 @@ def render() -> None:
         width, resolution, padding, convention = _controls(spec)
     with editor_column:
         rows = _table_editor(spec)
-        _row_tools(len(rows))
     try:
         edited = spec.replace(blocks=blocks_from_rows(rows), width_mult=width, resolution=resolution, padding=padding)
     except SpecError as error:
@@ -98,29 +104,44 @@ def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
     st.button("Reset to the paper's Table 2", icon=":material/restart_alt:", on_click=_reset,
               help="The paper's MobileNetV2: Table 2, width 1.0, resolution 224, with the padding of the weights "
               "at hand.")
+    st.file_uploader(
+        "Load an architecture (JSON)", type=["json"], key=IMPORT_KEY, on_change=_import_spec,
+        help="A spec as Compare's \"Spec (JSON)\" download (or `ArchSpec.to_json`) writes it: blocks, width_mult, "
+        "resolution, padding.",
+    )
+    if message := st.session_state.get(IMPORT_ERROR_KEY):
+        st.error(message)
     return width, int(resolution), padding, convention
 
 
 def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
-    key = f"{EDITOR_KEY}_{st.session_state.setdefault(VERSION_KEY, 0)}"
-    if key not in st.session_state:  # a new editor starts from the table as last shown
-        st.session_state[BASE_KEY] = st.session_state.get(ROWS_KEY, _rows_of(spec))
-    edited = st.data_editor(
-        # Float columns: the browser's cells (step=1) only take whole numbers, but the server parses
-        # an edit of an int column with int(), silently turning any 2.5 sent to it into 2; as a float
-        # it reaches blocks_from_rows, which says what is wrong.
-        pd.DataFrame(st.session_state[BASE_KEY], columns=list(TABLE_COLUMNS), dtype=float),
-        key=key,
-        num_rows="dynamic",
-        hide_index=True,
-        column_config={
-            name: st.column_config.NumberColumn(label, help=help, step=1, format="%d")
-            for name, (label, help) in TABLE_COLUMNS.items()
-        },
-    )
-    rows = edited.to_dict("records")
-    st.session_state[ROWS_KEY] = rows
+    rows = st.session_state.setdefault(ROWS_KEY, _rows_of(spec))
+    with st.form(FORM_KEY, border=False):
+        table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS), dtype=float).assign(**{DELETE_COLUMN: False})
+        st.data_editor(
+            # Float columns: the browser's cells (step=1) only take whole numbers, but the server parses
+            # an edit of an int column with int(), silently turning any 2.5 sent to it into 2; as a float
+            # it reaches blocks_from_rows, which says what is wrong.
+            table,
+            key=_editor_key(),
+            num_rows="fixed",
+            hide_index=True,
+            column_config={
+                **{
+                    name: st.column_config.NumberColumn(label, help=help, step=1, format="%d", width=COLUMN_PIXELS)
+                    for name, (label, help) in TABLE_COLUMNS.items()
+                },
+                DELETE_COLUMN: st.column_config.CheckboxColumn(
+                    "🗑 delete", help="Tick the rows to delete, then press Apply.", width=DELETE_PIXELS
+                ),
+            },
+        )
+        _row_tools(len(rows))
     return rows
+
+
+def _editor_key() -> str:
+    return f"{EDITOR_KEY}_{st.session_state.setdefault(VERSION_KEY, 0)}"
 
 
 def _rows_of(spec: ArchSpec) -> list[dict[str, Any]]:
@@ -128,38 +149,103 @@ def _rows_of(spec: ArchSpec) -> list[dict[str, Any]]:
 
 
 def _row_tools(row_count: int) -> None:
-    pick_column, up_column, down_column, _ = st.columns([1.5, 1.1, 1.3, 3], vertical_alignment="bottom")
-    number = pick_column.selectbox(
-        "Move a row", range(1, row_count + 1), format_func=lambda n: f"row {n}", key=MOVE_KEY,
-        help="Rows run top to bottom through the network. Add rows below the table, delete them by selecting.",
+    # Two lines of buttons, so that none is cut at 1280 px.
+    apply_column, add_column = st.columns(2)
+    apply_column.form_submit_button(
+        "Apply", icon=":material/check:", type="primary", key=APPLY_KEY, on_click=_apply_edits, width="stretch",
+        help="Edits are applied together when you press Apply (or any button here), so nothing typed is lost.",
     )
-    at_top, at_bottom = number is None or number <= 1, number is None or number >= row_count
-    up_column.button("Up", icon=":material/arrow_upward:", on_click=_move_row, args=(-1,), disabled=at_top,
-                     width="stretch")
-    down_column.button("Down", icon=":material/arrow_downward:", on_click=_move_row, args=(1,), disabled=at_bottom,
-                       width="stretch")
+    add_column.form_submit_button("Add row", icon=":material/add:", on_click=_add_row, width="stretch",
+                                  help="A copy of the chosen row, below it, to edit from there.")
+    pick_column, up_column, down_column = st.columns(3, vertical_alignment="bottom")
+    pick_column.selectbox(
+        "Row", range(1, row_count + 1), format_func=lambda n: f"row {n}", key=MOVE_KEY,
+        help="Rows run top to bottom through the network: the row to move, or to copy into a new row below it.",
+    )
+    up_column.form_submit_button("Up", icon=":material/arrow_upward:", on_click=_move_row, args=(-1,),
+                                 width="stretch")
+    down_column.form_submit_button("Down", icon=":material/arrow_downward:", on_click=_move_row, args=(1,),
+                                   width="stretch")
+
+
+def _typed_rows() -> list[dict[str, Any]]:
+    """The applied table with the edits typed since, less the rows ticked for deletion."""
+    edits = st.session_state.get(_editor_key(), {}).get("edited_rows", {})
+    edits = {int(index): changes for index, changes in edits.items()}  # JSON from the browser has text keys
+    typed = [{**row, **edits.get(index, {})} for index, row in enumerate(st.session_state[ROWS_KEY])]
+    return [{name: _number(row.get(name)) for name in TABLE_COLUMNS} for row in typed if not row.get(DELETE_COLUMN)]
+
+
+def _number(cell: Any) -> float | None:
+    """A cell as a number column holds it: what does not parse as a number is an empty cell."""
+    try:
+        return float(cell)
+    except (TypeError, ValueError):
+        return None
+
+
+def _chosen_row(rows: list[dict[str, Any]]) -> int:
+    """The index of the row picked in the form, kept within the table (ticked rows may have gone)."""
+    return min(max((st.session_state.get(MOVE_KEY) or 1) - 1, 0), max(len(rows) - 1, 0))
+
+
+def _apply_edits() -> None:
+    _replace_table(_typed_rows())
 
 
 def _move_row(offset: int) -> None:
-    rows = list(st.session_state[ROWS_KEY])
-    index = st.session_state[MOVE_KEY] - 1
-    rows[index], rows[index + offset] = rows[index + offset], rows[index]
-    _replace_table(rows)
-    st.session_state[MOVE_KEY] = index + offset + 1
+    rows = _typed_rows()
+    if not rows:
+        _replace_table(rows)
+        return
+    index = _chosen_row(rows)
+    target = min(max(index + offset, 0), len(rows) - 1)
+    rows[index], rows[target] = rows[target], rows[index]
+    _replace_table(rows, chosen=target)
+
+
+def _add_row() -> None:
+    rows = _typed_rows()
+    index = _chosen_row(rows)
+    above = rows[index] if rows else asdict(ArchSpec().blocks[-1])  # an empty table starts from the paper's
+    rows.insert(index + 1, dict(above))
+    _replace_table(rows, chosen=index + 1)
 
 
 def _reset() -> None:
-    paper = state.default_spec()
-    _replace_table(_rows_of(paper))
-    st.session_state[WIDTH_KEY] = float(paper.width_mult)
-    st.session_state[RESOLUTION_KEY] = paper.resolution
-    st.session_state[PADDING_KEY] = paper.padding
-    state.set_spec(paper)
+    _show(state.default_spec())
 
 
-def _replace_table(rows: list[dict[str, Any]]) -> None:
+def _import_spec() -> None:
+    upload = st.session_state.get(IMPORT_KEY)
+    st.session_state[IMPORT_ERROR_KEY] = None
+    if upload is None:
+        return
+    try:
+        spec = ArchSpec.from_json(json_text(upload.getvalue()))
+    except SpecError as error:
+        problems = "\n".join(f"- {problem}" for problem in error.problems)
+        st.session_state[IMPORT_ERROR_KEY] = f"**{literal(upload.name)} cannot be loaded:**\n{problems}"
+    except ValueError as error:  # too large, or not UTF-8
+        st.session_state[IMPORT_ERROR_KEY] = f"**{literal(upload.name)} cannot be loaded:** {error}"
+    else:
+        _show(spec)
+
+
+def _show(spec: ArchSpec) -> None:
+    """Make `spec` the current architecture, its table and controls included."""
+    _replace_table(_rows_of(spec))
+    st.session_state[WIDTH_KEY] = float(spec.width_mult)
+    st.session_state[RESOLUTION_KEY] = spec.resolution
+    st.session_state[PADDING_KEY] = spec.padding
+    state.set_spec(spec)
+
+
+def _replace_table(rows: list[dict[str, Any]], chosen: int | None = None) -> None:
     st.session_state[ROWS_KEY] = rows
     st.session_state[VERSION_KEY] += 1
+    if chosen is not None:
+        st.session_state[MOVE_KEY] = chosen + 1
 
 
 def _results(analysis: Analysis, paper: Analysis, convention: Convention) -> None:

@@ -8,13 +8,21 @@ from PIL import Image
 
 import charts
 import state
+from mbv2.attention import AttentionMap, class_activation_map
 from mbv2.classify import Prediction, classify
 from mbv2.compare import label
 from mbv2.errors import MBV2Error
+from mbv2.fast import FastModel
 from mbv2.inherit import OUTCOME_MEANINGS, InheritanceReport
 from mbv2.spec import ArchSpec
 from mbv2.weights import WeightSource
 from widgets import image_picker, network_note, weights_picker
+
+ATTENTION_KEY = "classify_attention"
+ATTENTION_HELP = (
+    "A class activation map (Grad-CAM, from the grad-cam package): which parts of the image pushed the network "
+    "towards its top answer. A network that answers right for the wrong reason looks at the background."
+)
 
 
 def render() -> None:
@@ -64,6 +72,8 @@ def render() -> None:
                 _top5(predictions, f"Your architecture, {label(spec.width_mult, spec.resolution)} (inherited weights)")
             with theirs:
                 _top5(original, f"Original, {label(source.spec.width_mult, source.spec.resolution)} (as trained)")
+    if st.toggle("Where does the network look?", key=ATTENTION_KEY, help=ATTENTION_HELP):
+        _attention(spec, source, image, name, edited)
     with note_column:
         if report is None:
             st.caption("Your architecture is the weights' own, so the network runs exactly as trained.")
@@ -81,11 +91,34 @@ def _top5(predictions: list[Prediction], title: str) -> None:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def predict(spec: ArchSpec, source_name: str, image: Image.Image) -> list[Prediction]:
-    """Shared by all sessions: a class classifying the same sample is one inference. The fast path gives
-    the eager model's logits in about half the time."""
+    """Shared by all sessions: a class classifying the same sample is one inference."""
     source = state.source_by_name(source_name)
-    model = state.fast_pretrained(source_name) if spec == source.spec else state.fast_inherited(spec, source_name)
-    return state.on_inference_thread(classify, model, source, image)
+    return state.on_inference_thread(classify, _fast_network(spec, source), source, image)
+
+
+def _fast_network(spec: ArchSpec, source: WeightSource) -> FastModel:
+    """Classification uses the fast path: same logits as the eager model, about half the time."""
+    return state.fast_pretrained(source.name) if spec == source.spec else state.fast_inherited(spec, source.name)
+
+
+def _attention(spec: ArchSpec, source: WeightSource, image: Image.Image, name: str, edited: bool) -> None:
+    """Grad-CAM of each network's top class, over the image it saw."""
+    networks = {"Your architecture": spec, "Original (as trained)": source.spec} if edited else {"The network": spec}
+    try:
+        with st.spinner(f"Tracing {name}'s top class back to the image (Grad-CAM)…"):
+            maps: dict[str, AttentionMap] = {
+                title: state.on_inference_thread(class_activation_map, _fast_network(network, source), source, image)
+                for title, network in networks.items()
+            }
+    except MBV2Error as error:
+        st.error(str(error))
+        return
+    for column, (title, attention) in zip(st.columns(4, gap="medium"), maps.items()):
+        column.image(attention.overlay(), caption=f"{title}: what made it say {attention.label}", width="stretch")
+    st.caption(
+        "Red: the regions that raised the top class's score the most; blue: those that did not. Grad-CAM weighs the "
+        "last convolution's 7×7 (at 224 px) feature maps by how much each raises that score, so the map is coarse."
+    )
 
 
 def _inheritance(spec: ArchSpec, source: WeightSource, report: InheritanceReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import charts
 import state
 from heavy import run_queued
 from views import recover
+from widgets import literal
 from mbv2.compare import (
     TF_SLIM_REFERENCES,
     TF_SLIM_SOURCE,
@@ -28,9 +30,11 @@ from mbv2.compare import (
     summarise,
     tf_slim_presets,
 )
-from mbv2.errors import MBV2Error
+from mbv2.comparison import Comparison
+from mbv2.errors import MBV2Error, SpecError
 from mbv2.evaluate import IMAGENET_ENV, BlockImportance, Evaluation, block_importance, default_image_folder
 from mbv2.export import onnx_bytes, operators_yaml, seeded_model, torchscript_bytes, traced
+from mbv2.jsonfile import json_text, parse_json
 from mbv2.latency import LatencyResult, LatencySettings, Progress, measure_spec
 from mbv2.spec import ArchSpec
 from mbv2.sweeptable import SUFFIXES as SWEEP_SUFFIXES, read_table
@@ -44,6 +48,8 @@ IMPORTANCE_KEY = "compare_importance_results"  # AccuracySettings -> (full netwo
 TOP1_MADDS_AXIS, TOP1_LATENCY_AXIS = "Top-1 vs multiply-adds", "Top-1 vs latency"
 LATENCY_AXIS, PARAMS_AXIS = "Latency (ms)", "Parameters (M)"
 DEFAULT_ACCURACY_IMAGES = 250
+LINK_PARAM = "compare"  # the list in the URL, so a reload or a shared link brings it back
+LOAD_KEY, LOAD_ERROR_KEY = "compare_load", "compare_load_error"
 Result = TypeVar("Result")
 
 
@@ -61,14 +67,16 @@ def render() -> None:
         "Counts are for one image; latency is measured on this server's CPU when you ask for it."
     )
     if CONFIGS_KEY not in st.session_state:
-        st.session_state[CONFIGS_KEY] = dict([_named_current(state.current_spec(), {})])
+        st.session_state[CONFIGS_KEY] = _configs_from_link() or dict([_named_current(state.current_spec(), {})])
     configs: dict[str, ArchSpec] = st.session_state[CONFIGS_KEY]
     _editor(configs)
+    st.query_params[LINK_PARAM] = _link_of(configs)
+    measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult] = st.session_state.setdefault(LATENCY_KEY, {})
+    _save_and_load(configs, measured)
     if not configs:
         st.info("The list is empty: add the current design or some TF-slim presets above.")
         return
     table_slot = st.container()  # drawn once the latency settings below are known
-    measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult] = st.session_state.setdefault(LATENCY_KEY, {})
     settings, pending = _latency_controls(configs, measured)
     scored: dict[tuple[ArchSpec, AccuracySettings], Evaluation] = st.session_state.setdefault(ACCURACY_KEY, {})
     accuracy_settings, unscored = _accuracy_controls(configs, scored)
@@ -100,6 +108,71 @@ def render() -> None:
         _block_importance(accuracy_settings)
         recover.section(configs, accuracy_settings, scored)
     _exports(configs)
+
+
+def _link_of(configs: dict[str, ArchSpec]) -> str:
+    """[[name, blocks, width, res, pad], ...]: the architecture's own link fields, one list per configuration."""
+    return json.dumps([[name, *state.spec_to_query(spec).values()] for name, spec in configs.items()],
+                      separators=(",", ":"))
+
+
+def _configs_from_link() -> dict[str, ArchSpec] | None:
+    """The list in the link; what cannot be read is named in a warning and left out."""
+    if LINK_PARAM not in st.query_params:
+        return None
+    try:
+        entries = parse_json(st.query_params[LINK_PARAM])
+        if not isinstance(entries, list):
+            raise ValueError("it is not a list")
+    except ValueError as error:
+        st.warning(f"The list of configurations in this link cannot be read ({error}), so it starts afresh.")
+        return None
+    configs: dict[str, ArchSpec] = {}
+    fields = list(state.spec_to_query(ArchSpec()))
+    for number, entry in enumerate(entries, start=1):
+        try:
+            if not isinstance(entry, list) or len(entry) != len(fields) + 1:
+                raise SpecError([f"write it as [name, {', '.join(fields)}]"])
+            name, *values = (str(value) for value in entry)
+            configs[name] = state.spec_from_query(dict(zip(fields, values)))
+        except SpecError as error:
+            st.warning(f"Configuration {number} in this link is left out: {'; '.join(error.problems)}")
+    return configs
+
+
+def _save_and_load(
+    configs: dict[str, ArchSpec], measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult]
+) -> None:
+    """The list and its measured latencies as a JSON file, and that file read back."""
+    with st.expander("Save or load this list (with its measured latencies)"):
+        kept = tuple((spec, result) for (spec, _), result in measured.items() if spec in configs.values())
+        saved = Comparison(tuple(NamedConfig(name, spec) for name, spec in configs.items()), kept)
+        save_column, load_column = st.columns([1, 2], vertical_alignment="bottom")
+        save_column.download_button(
+            "Save the list (JSON)", saved.to_json(), "mbv2-comparison.json", "application/json",
+            key="compare_save", on_click="ignore", icon=":material/download:",
+        )
+        load_column.file_uploader(
+            "Load a saved list", type=["json"], key=LOAD_KEY, on_change=_load,
+            help="A file saved with the button beside; it replaces the list and adds its measurements.",
+        )
+        if message := st.session_state.get(LOAD_ERROR_KEY):
+            st.error(message)
+
+
+def _load() -> None:
+    upload = st.session_state.get(LOAD_KEY)
+    st.session_state[LOAD_ERROR_KEY] = None
+    if upload is None:
+        return
+    try:
+        loaded = Comparison.from_json(json_text(upload.getvalue()))
+    except ValueError as error:  # MBV2's file errors are ValueErrors too, as are json_text's
+        st.session_state[LOAD_ERROR_KEY] = f"{literal(upload.name)}: {error}"
+        return
+    st.session_state[CONFIGS_KEY] = {config.name: config.spec for config in loaded.configs}
+    measured = st.session_state.setdefault(LATENCY_KEY, {})
+    measured.update({(spec, result.settings): result for spec, result in loaded.latencies})
 
 
 def _spec_label(spec: ArchSpec) -> str:

@@ -23,6 +23,7 @@ from PIL import Image
 import charts
 import state
 from mbv2.activations import (
+    AblationLogits,
     ActivationCounts,
     BlockActivations,
     BlockStatistics,
@@ -32,20 +33,22 @@ from mbv2.activations import (
     inverted_residuals,
     most_active_channels,
     stage_statistics,
-    top1_agreement,
+    top1_accuracy,
 )
 from mbv2.classify import top_k
-from mbv2.errors import MBV2Error
+from mbv2.errors import EvaluationError, MBV2Error
+from mbv2.evaluate import IMAGENET_ENV, default_image_folder, image_set
 from mbv2.images import open_image
 from mbv2.manifold import DIMENSIONS, Loss, Reconstruction, loss_curve, relu_round_trip
 from mbv2.model import MobileNetV2
 from mbv2.spec import ArchSpec, BlockPlan
 from mbv2.weights import WeightSource
-from widgets import image_picker, network_note, sample_images, weights_picker
+from widgets import image_picker, network_note, weights_picker
 
-CHANNELS_SHOWN = 16
-GRID_COLUMNS = 4
+CHANNELS_SHOWN_WIDEST = 24  # the widest tensor of a block shows this many channels, the others fewer, to scale
+GRID_ROWS = 4
 BLOCK_KEY = "inside_block"
+SHARED_SCALE_KEY = "inside_shared_scale"
 ABLATION_KEY = "inside_ablation"
 DIMENSIONS_KEY = "inside_manifold_n"
 Result = TypeVar("Result")
@@ -128,8 +131,14 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
     showcase = next((index for index, plan in plans.items() if plan.has_residual and plan.has_expansion), min(plans))
     index = st.selectbox(
         "Block", list(plans), index=list(plans).index(showcase), key=BLOCK_KEY, width=760,
-        format_func=lambda index: f"features.{index} · {block_label(plans[index])}",
-        help="Stages are the rows of the paper's Table 2; the first block of a stage may change stride and width.",
+        format_func=lambda index: block_label(plans[index]),
+        help="Stages are the rows of the paper's Table 2; the first block of a stage may change stride and width. "
+        "In the code, the block chosen is `model.features[index]`, its tensors caught with forward hooks.",
+    )
+    shared_scale = st.toggle(
+        "One colour scale for all five", key=SHARED_SCALE_KEY,
+        help="Off: each picture uses its own range, to show its pattern. On: the same value has the same colour "
+        "everywhere, to compare sizes across the block.",
     )
     captured = _captured(source.name, spec, image, index)
     panels = [
@@ -148,18 +157,28 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
            if captured.plan.stride != 1 else "input and output widths differ")
         + ". The projection output is the block output.",
     }
-    for column, (title, tensor, meaning) in zip(st.columns(len(panels), gap="small"), panels):
+    present = [tensor for _, tensor, _ in panels if tensor is not None]
+    widest = max(tensor.shape[1] for tensor in present)
+    extent = max(_colour_extent(tensor[0]) for tensor in present) if shared_scale else None
+    # Columns widen with their tensor's channels, so narrow-wide-narrow is what the eye sees; a narrow one keeps
+    # half the widest's width to stay readable at 1280 px (its picture count stays to scale).
+    widths = [max(tensor.shape[1] if tensor is not None else 0, widest / 2) for _, tensor, _ in panels]
+    for column, (title, tensor, meaning) in zip(st.columns(widths, gap="small"), panels):
         with column:
             st.markdown(f"**{title}**  \n" + ("absent" if tensor is None else f"{tensor.shape[1]} channels"))
             if tensor is None:
                 st.info(absent[title])
                 continue
-            st.plotly_chart(channel_grid_figure(tensor[0]), key=f"grid-{title}", config={"displayModeBar": False})
-            st.caption(f"{meaning} {_tensor_caption(tensor)}")
+            shown = max(GRID_ROWS, round(CHANNELS_SHOWN_WIDEST * tensor.shape[1] / widest))
+            st.plotly_chart(channel_grid_figure(tensor[0], shown, extent), key=f"grid-{title}",
+                            config={"displayModeBar": False})
+            st.caption(f"{meaning} {_tensor_caption(tensor, shown)}", help=_shape_help(tensor))
     st.caption(
-        f"Each grid shows the {CHANNELS_SHOWN} channels with the largest mean |value| as small images of the "
-        "feature map (hover to see the channel number). Red is positive, blue negative, white zero: after each "
-        "ReLU6 there is no blue, and the white is what the ReLU6 threw away. Each grid has its own colour scale."
+        f"Columns widen with their tensor's channels; the widest shows its {CHANNELS_SHOWN_WIDEST} strongest "
+        "channels (largest mean |value|), the others fewer, to scale, as small pictures (hover for the channel "
+        "number). Red is positive, blue negative, white zero: after each ReLU6 there is no blue, and the white is "
+        "what the ReLU6 threw away. "
+        + ("All pictures share one colour scale." if shared_scale else "Each picture has its own colour scale.")
     )
     if captured.plan.has_residual:
         st.caption(
@@ -168,32 +187,44 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
         )
 
 
-def _tensor_caption(tensor: torch.Tensor) -> str:
+def _tensor_caption(tensor: torch.Tensor, shown: int) -> str:
     counts = ActivationCounts.of(tensor)
-    batch, channels, height, width = tensor.shape
-    shown = min(CHANNELS_SHOWN, channels)
+    _, channels, height, width = tensor.shape
     signs = (
         f"{counts.negative_share:.0%} negative" if counts.negative
         else f"{counts.zero_share:.0%} zero · {counts.clipped_share:.1%} at 6"
     )
-    return f"Shape {batch}×{channels}×{height}×{width} (N×C×H×W), {shown} of {channels} channels shown; {signs}."
+    return f"{channels} channels of {height}×{width} values, {min(shown, channels)} shown; {signs}."
 
 
-def channel_grid_figure(activation: torch.Tensor) -> go.Figure:
-    """The most active channels of a (C, H, W) map tiled into one heatmap, zero drawn white."""
-    channels = most_active_channels(activation, CHANNELS_SHOWN)
+def _shape_help(tensor: torch.Tensor) -> str:
+    batch, channels, height, width = tensor.shape
+    return (f"Tensor shape {batch}×{channels}×{height}×{width} (N×C×H×W: images in the batch, channels, height, "
+            "width), as PyTorch stores it.")
+
+
+def _colour_extent(activation: torch.Tensor) -> float:
+    """The value drawn at full colour: a few border pixels run far larger than the rest, so saturating
+    them keeps the patterns visible."""
+    return float(np.percentile(np.abs(activation.float().numpy()), 99.5)) or 1.0
+
+
+def channel_grid_figure(activation: torch.Tensor, count: int, extent: float | None = None) -> go.Figure:
+    """The `count` most active channels of a (C, H, W) map tiled GRID_ROWS high, zero drawn white;
+    `extent` is the value at full colour (by default this map's own)."""
+    channels = most_active_channels(activation, count)
     maps = activation[channels].float().numpy()
     count, height, width = maps.shape
-    rows = -(-count // GRID_COLUMNS)
+    rows = min(GRID_ROWS, count)
+    columns = -(-count // rows)
     gap = max(1, height // 10)
-    tiled = np.full((rows * (height + gap) - gap, GRID_COLUMNS * (width + gap) - gap), np.nan)
+    tiled = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan)
     names = np.full(tiled.shape, "", dtype=object)
     for position, (channel, values) in enumerate(zip(channels, maps)):
-        top, left = (position // GRID_COLUMNS) * (height + gap), (position % GRID_COLUMNS) * (width + gap)
+        top, left = (position % rows) * (height + gap), (position // rows) * (width + gap)
         tiled[top : top + height, left : left + width] = values
         names[top : top + height, left : left + width] = f"channel {channel}"
-    # A few border pixels run far larger than the rest; saturating them keeps the patterns visible.
-    extent = float(np.nanpercentile(np.abs(tiled), 99.5)) or 1.0
+    extent = extent or _colour_extent(activation[channels])
     figure = go.Figure(
         go.Heatmap(
             z=tiled, customdata=names, zmin=-extent, zmax=extent, colorscale="RdBu_r",
@@ -288,37 +319,50 @@ def statistics_figure(table: pd.DataFrame) -> go.Figure:
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the image with and without ReLU6 in the bottlenecks…")
-def _ablated(source_name: str, spec: ArchSpec, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+def _ablated(source_name: str, spec: ArchSpec, image: Image.Image) -> AblationLogits:
     batch = _batch(state.source_by_name(source_name), spec, [image])
-    linear, nonlinear = _with_model(source_name, spec, lambda model: bottleneck_logits(model, batch))
-    return linear[0], nonlinear[0]
+    return _with_model(source_name, spec, lambda model: bottleneck_logits(model, batch))
 
 
-@st.cache_data(max_entries=4, show_spinner="Classifying the sample images with and without ReLU6…")
-def _sample_ablation(source_name: str, spec: ArchSpec) -> tuple[float, pd.DataFrame]:
-    """Top-1 agreement, linear vs ReLU6 bottlenecks, over sample_images/, and each image's top-1."""
+@st.cache_data(max_entries=4, show_spinner="Classifying the labelled images three ways (about a minute)…")
+def _labelled_ablation(source_name: str, spec: ArchSpec, folder: str) -> dict[str, float]:
+    """Top-1 (%) over a labelled folder, as trained, with ReLU6 bottlenecks, and with the control."""
     source = state.source_by_name(source_name)
-    samples = sample_images()
-    batch = _batch(source, spec, [open_image(path, name) for name, path in samples.items()])
-    linear, nonlinear = _with_model(source_name, spec, lambda model: bottleneck_logits(model, batch))
-    table = pd.DataFrame(
-        {
-            "image": list(samples),
-            "linear": [source.labels[int(i)] for i in linear.argmax(dim=1)],
-            "with ReLU6": [source.labels[int(i)] for i in nonlinear.argmax(dim=1)],
-        }
-    )
-    return top1_agreement(linear, nonlinear), table
+    images = image_set(folder, ABLATION_IMAGES)
+    if not images.is_labelled:
+        raise EvaluationError(f"{folder} has images without labels; name them <synset>_*.JPEG or use subfolders.")
+    labels = torch.tensor(images.labels)
+    parts = []
+    for start in range(0, len(images.paths), ABLATION_CHUNK):  # a few images at a time: bounded memory
+        paths = images.paths[start : start + ABLATION_CHUNK]
+        batch = _batch(source, spec, [open_image(path.read_bytes(), name=path.name) for path in paths])
+        parts.append(_with_model(source_name, spec, lambda model: bottleneck_logits(model, batch)))
+    return {
+        variant: 100 * top1_accuracy(torch.cat([getattr(part, variant) for part in parts]), labels)
+        for variant in ABLATION_VARIANTS
+    }
+
+
+ABLATION_IMAGES, ABLATION_CHUNK = 50, 10
+ABLATION_VARIANTS = {
+    "linear": ("As trained (linear bottleneck)", "The weights as they are."),
+    "nonlinear": ("ReLU6 after every projection", "Every negative value of every bottleneck set to zero."),
+    "control": (
+        "Control: the same damage elsewhere",
+        "In every block, as many values destroyed as that ReLU6 would zero, but in the wide tensor the projection "
+        "reads, at random: same blocks, same count, another place.",
+    ),
+}
 
 
 def _ablation_tab(source: WeightSource, spec: ArchSpec, name: str, image: Image.Image) -> None:
     st.markdown(
         "What if the bottleneck were not linear? The switch puts a ReLU6 after the projection of **every** block, "
-        "with the very same weights (forward hooks; the state_dict is untouched)."
+        "with the very same weights (added on the fly; the weights file is untouched)."
     )
     nonlinear = st.toggle("ReLU6 after every projection (non-linear bottleneck)", key=ABLATION_KEY)
-    linear_logits, nonlinear_logits = _ablated(source.name, spec, image)
-    trained = top_k(linear_logits, source.labels)
+    logits = _ablated(source.name, spec, image)
+    trained = top_k(logits.linear[0], source.labels)
     linear_column, nonlinear_column, samples_column = st.columns([4, 4, 5], gap="medium")
     linear_column.plotly_chart(
         charts.top_k_figure(trained).update_layout(title_text=f"Linear bottleneck (as trained): {name}"),
@@ -327,29 +371,46 @@ def _ablation_tab(source: WeightSource, spec: ArchSpec, name: str, image: Image.
     if not nonlinear:
         nonlinear_column.info("Turn the switch on to see the same image through non-linear bottlenecks.")
         return
-    ablated = top_k(nonlinear_logits, source.labels)
+    ablated = top_k(logits.nonlinear[0], source.labels)
     nonlinear_column.plotly_chart(
         charts.top_k_figure(ablated).update_layout(title_text="ReLU6 after every projection"),
         key="top5-nonlinear",
     )
-    agreement, samples = _sample_ablation(source.name, spec)
     with samples_column:
-        st.metric(
-            "Sample images keeping their top-1", f"{round(agreement * len(samples))} of {len(samples)}",
-            help="With linear bottlenecks every image keeps its top-1, by definition.",
-        )
-        st.dataframe(samples, hide_index=True)
+        _labelled_ablation_section(source, spec)
     changed = "keeps" if ablated[0].index == trained[0].index else "loses"
     st.caption(
         f"Left: the top-5 as trained. Middle: the same weights with a ReLU6 after each projection; the image {changed} "
-        f"its top class ({trained[0].label} → {ablated[0].label}). Right: the top class of every sample image, both "
-        "ways. The network relies on the negative half of every bottleneck, so erasing it wrecks the predictions."
+        f"its top class ({trained[0].label} → {ablated[0].label}). Right: top-1 on labelled images, as trained, with "
+        "the ReLU6, and with the control. Where the control hurts as much as the ReLU6, these trained weights break "
+        "under any damage of that size, and this test cannot tell whether linearity itself matters."
     )
     st.caption(
         "This is a harsher test than the paper's: the paper retrained the network with ReLU6 in the bottleneck and "
         "found it consistently less accurate than the linear one (Figure 6a). Here the weights expect linear "
         "bottlenecks, so the damage is far larger."
     )
+
+
+def _labelled_ablation_section(source: WeightSource, spec: ArchSpec) -> None:
+    folder = st.text_input(
+        "Labelled images", value=str(default_image_folder() or ""), key="inside_ablation_images",
+        help=f"Files named <synset>_*.JPEG or one subfolder per synset; the first {ABLATION_IMAGES} (spread evenly) "
+        f"are used. {IMAGENET_ENV} fills this in.",
+    )
+    if not folder.strip():
+        st.info(f"Type a folder of labelled ImageNet images (or set {IMAGENET_ENV}) to measure top-1 three ways.")
+        return
+    if not st.button("Measure top-1 three ways", key="inside_ablation_measure", type="primary"):
+        st.caption("About a minute on two CPU cores for 50 images; the result is kept for everyone.")
+        return
+    try:
+        scores = _labelled_ablation(source.name, spec, folder.strip())
+    except MBV2Error as error:
+        st.error(str(error))
+        return
+    for variant, (title, meaning) in ABLATION_VARIANTS.items():
+        st.metric(title, f"{scores[variant]:.0f}%", help=meaning, border=True)
 
 
 # --- manifold demo -------------------------------------------------------------------------

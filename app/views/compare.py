@@ -407,6 +407,7 @@ def _score(
         st.rerun()  # else an error is on the page; what was measured shows at the next run
 
 
+@st.fragment  # switching the plot's axes redraws the plot only
 def _pareto(
     summaries: list[ConfigSummary], accuracies: dict[str, Evaluation], settings: AccuracySettings | None
 ) -> None:

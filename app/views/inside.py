@@ -126,6 +126,7 @@ def block_label(plan: BlockPlan) -> str:
     return f"Stage {plan.stage}, block {plan.repeat + 1}: t = {plan.expansion}, {shape}, stride {plan.stride}, {joined}"
 
 
+@st.fragment  # choosing a block or the colour scale redraws this tab only, not the whole page
 def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: MobileNetV2) -> None:
     plans = {index: block.plan for index, block in inverted_residuals(model).items()}
     showcase = next((index for index, plan in plans.items() if plan.has_residual and plan.has_expansion), min(plans))
@@ -421,6 +422,7 @@ def _loss_curve() -> dict[int, Loss]:
     return loss_curve()
 
 
+@st.fragment  # a step of the slider redraws the spiral only
 def _manifold_tab() -> None:
     st.markdown(
         "The paper's Figure 1, the reason for linear bottlenecks: a 2-D spiral is embedded into **n** dimensions "

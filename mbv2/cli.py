@@ -305,7 +305,8 @@ def _build_parser() -> argparse.ArgumentParser:
     classify_command.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the model first: up to ~25 s once, then ~40%% faster per image (for many images)",
+        help="run the torch engine under torch.compile instead of ONNX Runtime: up to ~25 s of compilation "
+        "first, and no faster (kept for comparison; see the README's Speed section)",
     )
     classify_command.set_defaults(run=_classify)
 

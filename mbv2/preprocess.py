@@ -58,7 +58,11 @@ class Preprocessing:
 
     def normalise(self, image: Image.Image) -> torch.Tensor:
         """A cropped image as a normalised (3, H, W) float tensor."""
-        tensor = TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True)
+        return self.normalise_pixels(TF.pil_to_tensor(image))
+
+    def normalise_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """8-bit (3, H, W) pixels, or a (N, 3, H, W) batch of them, normalised: the same values either way."""
+        tensor = TF.to_dtype(pixels, torch.float32, scale=True)
         return TF.normalize(tensor, list(self.mean), list(self.std))
 
     def __call__(self, image: Image.Image) -> torch.Tensor:

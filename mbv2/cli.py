@@ -13,6 +13,7 @@ from tqdm import tqdm
 from mbv2.analysis import CONVENTIONS
 from mbv2.classify import classify, pretrained_model
 from mbv2.compare import PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, NamedConfig, label, summarise
+from mbv2.device import available_cores
 from mbv2.distill import DistillationSettings, recover
 from mbv2.errors import EvaluationError, MBV2Error, SettingsError, SpecError, WeightsUnavailableError
 from mbv2.evaluate import (
@@ -95,7 +96,8 @@ def _summary(args: argparse.Namespace) -> int:
     spec = _spec(args)
     latency = None
     if args.latency:
-        settings = LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, threads=args.threads)
+        threads = {"threads": args.threads} if args.threads is not None else {}  # default: all cores
+        settings = LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, **threads)
         latency = measure_spec(spec, settings, _progress_bar("timing"))
     summary = summarise(NamedConfig("summary", spec), latency)
     print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
@@ -108,6 +110,8 @@ def _summary(args: argparse.Namespace) -> int:
     )
     if latency is not None:
         print(f"  latency on this CPU: {latency.describe()}")
+        if latency.warning is not None:
+            print(f"  warning: {latency.warning}")
     if (reference := summary.reference) is not None:
         print(
             f"  published: {reference.macs_m:g}M MACs, {reference.params_m}M params, top-1 {reference.top1}%, "
@@ -291,11 +295,13 @@ def _build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser(
         "summary", parents=[spec_options], help="parameters, multiply-adds, peak memory and (optionally) latency"
     )
-    summary.add_argument("--latency", action="store_true", help="also measure CPU latency (takes a few seconds)")
+    summary.add_argument("--latency", action="store_true", help="also measure latency on the engine that classifies (takes a few seconds)")
     summary.add_argument("--runs", type=_positive_int, default=20, help="timed runs; the median is reported")
     summary.add_argument("--warmup", type=_at_least(0), default=3, help="untimed runs first")
     summary.add_argument("--batch", type=_positive_int, default=1, help="images per run")
-    summary.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads during the timing")
+    summary.add_argument(
+        "--threads", type=_positive_int, help=f"CPU threads during the timing (default: all, {available_cores()} here)"
+    )
     summary.set_defaults(run=_summary)
 
     classify_command = commands.add_parser("classify", help="top-k ImageNet classes of images")

@@ -60,7 +60,12 @@ class FastModel(nn.Module):
     """
 
     def __init__(
-        self, model: MobileNetV2, device: torch.device, compile: bool = False, engine: Engine | None = None
+        self,
+        model: MobileNetV2,
+        device: torch.device,
+        compile: bool = False,
+        engine: Engine | None = None,
+        threads: int | None = None,
     ):
         super().__init__()
         self.spec: ArchSpec = model.spec
@@ -70,7 +75,7 @@ class FastModel(nn.Module):
         self._onnx: _OnnxRuntime | None = None
         if chosen == "onnxruntime":
             try:
-                self._onnx = _OnnxRuntime(network, model.spec.resolution)
+                self._onnx = _OnnxRuntime(network, model.spec.resolution, threads or torch.get_num_threads())
             except Exception:  # noqa: BLE001  (onnxruntime missing, an export or a check failed: torch serves)
                 self._onnx = None
         network = network.to(device=device, memory_format=torch.channels_last)
@@ -89,10 +94,17 @@ class FastModel(nn.Module):
             self.engine = _torch_engine_name(device, compile)
 
     @torch.inference_mode()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, threads: int | None = None) -> torch.Tensor:
+        """`threads`: ONNX Runtime's for this call (default: torch's count); the torch path runs on torch's."""
         if self._onnx is not None and self._onnx.takes(images):
-            return self._onnx(images)
+            return self._onnx(images, threads or torch.get_num_threads())
         return self.network(images.to(self.device, memory_format=torch.channels_last)).cpu()
+
+    @property
+    def runs_concurrently(self) -> bool:
+        """Whether calls from several Python threads run at once (ONNX Runtime releases the GIL and
+        takes its thread count per call); the torch path's own thread pool is process-wide."""
+        return self._onnx is not None
 
     def prepare(self) -> None:
         """Make ready for the current thread count now, so that no timed call pays for it."""
@@ -101,14 +113,19 @@ class FastModel(nn.Module):
 
 
 def fast_model(
-    model: MobileNetV2, device: torch.device | None = None, compile: bool = False, engine: Engine | None = None
+    model: MobileNetV2,
+    device: torch.device | None = None,
+    compile: bool = False,
+    engine: Engine | None = None,
+    threads: int | None = None,
 ) -> FastModel:
     """The fast inference path for `model`, on `device` (the GPU when there is one).
 
     `engine`: None picks by measurement (ONNX Runtime on a CPU where it is installed and the model
-    exports, else torch), or `$MBV2_ENGINE`; "torch" forces the torch path.
+    exports, else torch), or `$MBV2_ENGINE`; "torch" forces the torch path. `threads`: the thread
+    count ONNX Runtime is made ready for now (default: torch's); others are made when first asked for.
     """
-    return FastModel(model, device or inference_device(), compile, engine)
+    return FastModel(model, device or inference_device(), compile, engine, threads)
 
 
 def engine_name(device: torch.device | None = None) -> str:
@@ -156,7 +173,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 class _OnnxRuntime:
     """ONNX Runtime sessions of one folded network: one per thread count, made when first needed."""
 
-    def __init__(self, network: nn.Module, resolution: int):
+    def __init__(self, network: nn.Module, resolution: int, threads: int):
         import onnxruntime  # raises ImportError where it is not installed: the torch path serves
 
         self.version = onnxruntime.__version__
@@ -164,7 +181,7 @@ class _OnnxRuntime:
         self._network = network  # the CPU, NCHW folded copy: exported again for another thread count
         self._sessions: dict[int, object] = {}
         self._lock = threading.Lock()
-        self._check()
+        self._check(threads)
 
     def takes(self, images: torch.Tensor) -> bool:
         """The exported graph's input: any batch of 3 x resolution x resolution float images."""
@@ -172,9 +189,9 @@ class _OnnxRuntime:
             3, self.resolution, self.resolution
         ) and images.dtype == torch.float32 and not images.requires_grad
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, threads: int) -> torch.Tensor:
         array = images.detach().cpu().contiguous().numpy()
-        (logits,) = self.session(torch.get_num_threads()).run(None, {"images": array})
+        (logits,) = self.session(threads).run(None, {"images": array})
         return torch.from_numpy(logits)
 
     def session(self, threads: int):
@@ -183,12 +200,12 @@ class _OnnxRuntime:
                 self._sessions[threads] = _session(_onnx_bytes(self._network, self.resolution), threads)
             return self._sessions[threads]
 
-    def _check(self) -> None:
+    def _check(self, threads: int) -> None:
         """A batch of 2 through both engines: a graph that computes something else is never used."""
         images = torch.randn(2, 3, self.resolution, self.resolution, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
             expected = self._network(images)
-        logits = self(images)
+        logits = self(images, threads)
         finite = expected[expected.isfinite()]  # random weights of a deep design can overflow: both must agree
         scale = max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
         close = logits.shape == expected.shape and torch.allclose(

@@ -295,7 +295,9 @@ def _build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser(
         "summary", parents=[spec_options], help="parameters, multiply-adds, peak memory and (optionally) latency"
     )
-    summary.add_argument("--latency", action="store_true", help="also measure latency on the engine that classifies (takes a few seconds)")
+    summary.add_argument(
+        "--latency", action="store_true", help="also measure latency on the engine that classifies (a few seconds)"
+    )
     summary.add_argument("--runs", type=_positive_int, default=20, help="timed runs; the median is reported")
     summary.add_argument("--warmup", type=_at_least(0), default=3, help="untimed runs first")
     summary.add_argument("--batch", type=_positive_int, default=1, help="images per run")

@@ -195,7 +195,7 @@ def _table(summaries: list[ConfigSummary], accuracies: dict[str, Evaluation]) ->
                 "MAdds fvcore (M)": summary.madds_fvcore / 1e6,
                 "Peak act. (MiB)": summary.peak_activation_bytes / 2**20,
                 "Latency (ms)": summary.latency.median_ms if summary.latency else None,
-                "Latency IQR (ms)": "{:.1f}–{:.1f}".format(*summary.latency.quartiles_ms) if summary.latency else None,
+                "Latency IQR (ms)": _iqr(summary.latency) if summary.latency else None,
                 "Top-1 (%)": _score_of(accuracy) if accuracy else None,
                 "TF-slim published": (
                     f"{reference.macs_m:g}M · {reference.params_m}M · {reference.top1}% · {reference.pixel1_ms} ms"
@@ -205,6 +205,11 @@ def _table(summaries: list[ConfigSummary], accuracies: dict[str, Evaluation]) ->
             }
         )
     return pd.DataFrame(rows)
+
+
+def _iqr(latency: LatencyResult) -> str:
+    first, third = latency.quartiles_ms
+    return f"{first:.1f}–{third:.1f}"
 
 
 def _latency_controls(

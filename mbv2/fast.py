@@ -11,14 +11,14 @@ The folded copy keeps the module structure (a folded BatchNorm becomes an `nn.Id
 Engines, chosen by measurement (`benchmarks/inference.py`, 2 threads, one image, as a share of
 torchvision eager's time, side by side in one run; see the README's Speed section):
 - "onnxruntime" (the default on a CPU): the folded copy exported by the TorchScript-based ONNX
-  exporter (~1 s; the dynamo exporter took several times longer) with a dynamic batch, run by ONNX
-  Runtime's CPU provider, which fuses each ReLU6 into its convolution: ~0.2-0.3x, no compile step;
-- "torch": the folded copy in channels_last (NHWC) memory under `torch.inference_mode`: ~0.5x.
+  exporter (~0.4 s) with a dynamic batch, run by ONNX Runtime's CPU provider, which fuses each
+  ReLU6 into its convolution: ~0.2x, ready ~0.5 s after `fast_model` is called;
+- "torch": the folded copy in channels_last (NHWC) memory under `torch.inference_mode`: ~0.6x.
   The fallback where onnxruntime is missing or a model cannot be exported, and the engine on a GPU;
-- `compile=True`: "torch" plus `torch.compile` (inductor, weights frozen): ~0.3x, after 15-25 s
-  of compilation per input shape;
+- `compile=True`: "torch" plus `torch.compile` (inductor, weights frozen): ~0.4x, after 15-25 s
+  of compilation per input shape (a few seconds from inductor's cache);
 - inductor's ahead-of-time packages (`torch._inductor.aoti_compile_and_package`) were measured
-  too: over a minute of compilation per architecture and no faster than ONNX Runtime, so not used.
+  too: ~0.44x after 16-67 s of compilation per architecture, so not used.
 `MBV2_ENGINE=torch` (or `onnxruntime`) overrides the choice; `FastModel.engine` names the engine.
 
 ONNX Runtime sizes its thread pool when a session is made, so a FastModel keeps one session per

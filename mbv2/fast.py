@@ -11,7 +11,7 @@ The folded copy keeps the module structure (a folded BatchNorm becomes an `nn.Id
 Engines, chosen by measurement (`benchmarks/inference.py`, 2 threads, one image, as a share of
 torchvision eager's time, side by side in one run; see the README's Speed section):
 - "onnxruntime" (the default on a CPU): the folded copy exported by the TorchScript-based ONNX
-  exporter (~0.4 s) with a dynamic batch, run by ONNX Runtime's CPU provider, which fuses each
+  exporter (~0.3 s; the dynamo-based one took 8.7 s) with a dynamic batch, run by ONNX Runtime's CPU provider, which fuses each
   ReLU6 into its convolution: ~0.2x, ready ~0.5 s after `fast_model` is called;
 - "torch": the folded copy in channels_last (NHWC) memory under `torch.inference_mode`: ~0.6x.
   The fallback where onnxruntime is missing or a model cannot be exported, and the engine on a GPU;

@@ -26,7 +26,6 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 from mbv2.budget import PROCESS_BUDGET
 from mbv2.classify import pretrained_model
@@ -37,7 +36,7 @@ from mbv2.fast import fast_model
 from mbv2.images import open_image
 from mbv2.inherit import RIDGE, Calibration, Correction, Inherited, calibrate, inherit, without_block
 from mbv2.model import MobileNetV2
-from mbv2.preprocess import Preprocessing
+from mbv2.preprocess import Preprocessing, pixels
 from mbv2.spec import ArchSpec
 from mbv2.weights import WeightSource
 
@@ -219,7 +218,7 @@ def predict(
 def _pixels(path: Path, preprocessing: Preprocessing) -> torch.Tensor:
     """One image as the model sees it, 8-bit (3, H, W), not normalised yet."""
     try:
-        return TF.pil_to_tensor(preprocessing.crop(open_image(path, name=str(path))))
+        return pixels(preprocessing.crop(open_image(path, name=str(path))))
     except (ImageError, OSError) as error:
         raise EvaluationError(f"{error} Remove that file from the folder, or point at another folder.") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ from mbv2.classify import classify, pretrained_model
 from mbv2.compare import (
     PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, label, summarise,
 )
+from mbv2.device import available_cores
 from mbv2.distill import DistillationSettings, recover
 from mbv2.errors import EvaluationError, MBV2Error, SettingsError, SpecError, WeightsUnavailableError
 from mbv2.evaluate import (
@@ -40,7 +42,14 @@ from mbv2.layertime import LayerProfile, profile_layers
 from mbv2.spec import ArchSpec
 from mbv2.sweep import AccuracyJob, Measurements, configs_from_file, grid, run
 from mbv2.sweeptable import SUFFIXES, Row, appender, check_table_path, done_specs, spec_key
-from mbv2.weights import WEIGHTS_ENV, WeightSource, available_sources, local_source, sources_in_folder
+from mbv2.weights import (
+    WEIGHTS_ENV,
+    WeightSource,
+    available_sources,
+    environment_sources,
+    local_source,
+    sources_in_folder,
+)
 
 
 def _spec_file(path: str | None, default: ArchSpec = ArchSpec()) -> ArchSpec:
@@ -75,7 +84,9 @@ def _weight_source(path: str | None) -> WeightSource:
         if not sources:
             raise WeightsUnavailableError(f"{folder} holds no .json weights description; point --weights at one.")
         return sources[0]
-    offline = [source for source in available_sources() if source.is_available_offline()]
+    # MBV2_WEIGHTS first, on its own: listing torchvision's sources imports torchvision (a second).
+    offline = [source for source in environment_sources() if source.is_available_offline()]
+    offline = offline or [source for source in available_sources() if source.is_available_offline()]
     if not offline:
         raise WeightsUnavailableError(
             f"No pretrained weights are available offline. Pass --weights PATH (a .pth or its .json description), "
@@ -119,6 +130,8 @@ def _summary(args: argparse.Namespace) -> int:
     )
     if latency is not None:
         print(f"  latency on this CPU: {latency.describe()}")
+        if latency.warning is not None:
+            print(f"  warning: {latency.warning}")
     if args.profile:
         _print_profile(profile_layers(spec, _timing_settings(args), _progress_bar("timing each layer")))
     if (reference := summary.reference) is not None:
@@ -246,7 +259,8 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _timing_settings(args: argparse.Namespace) -> LatencySettings:
-    return LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, threads=args.threads)
+    threads = {"threads": args.threads} if args.threads is not None else {}  # default: all cores
+    return LatencySettings(runs=args.runs, warmup=args.warmup, batch_size=args.batch, **threads)
 
 
 def _latency_settings(args: argparse.Namespace) -> LatencySettings | None:
@@ -391,7 +405,9 @@ def _add_latency_options(parser: argparse.ArgumentParser, latency_help: str) -> 
     parser.add_argument("--runs", type=_positive_int, default=20, help="timed runs; the median is reported")
     parser.add_argument("--warmup", type=_at_least(0), default=3, help="untimed runs first")
     parser.add_argument("--batch", type=_positive_int, default=1, help="images per run")
-    parser.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads during the timing")
+    parser.add_argument(
+        "--threads", type=_positive_int, help=f"CPU threads during the timing (default: all, {available_cores()} here)"
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -411,7 +427,7 @@ def _build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser(
         "summary", parents=[spec_options], help="parameters, multiply-adds, peak memory and (optionally) latency"
     )
-    _add_latency_options(summary, "also measure CPU latency (takes a few seconds)")
+    _add_latency_options(summary, "also measure latency on the engine that classifies (a few seconds)")
     summary.add_argument(
         "--profile", action="store_true",
         help="also measure each layer's time beside its multiply-adds, by kind (with --runs, --warmup, --threads)",
@@ -427,7 +443,8 @@ def _build_parser() -> argparse.ArgumentParser:
     classify_command.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the model first: up to ~25 s once, then ~40%% faster per image (for many images)",
+        help="run the torch engine under torch.compile instead of ONNX Runtime: up to ~25 s of compilation "
+        "first, and no faster (kept for comparison; see the README's Speed section)",
     )
     classify_command.set_defaults(run=_classify)
 
@@ -514,5 +531,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def run() -> None:
+    """The `mbv2` command: `main`, then an exit that skips tearing the interpreter down.
+
+    With torch and ONNX Runtime loaded, that teardown took another 0.5 s after the result was out.
+    Everything a command writes is closed by the time it returns; the output streams are flushed here.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
 from mbv2.budget import PROCESS_BUDGET
 from mbv2.cost import MAX_WORKING_BYTES, gibibytes, traced_bytes
@@ -137,6 +136,8 @@ def _augmented_batches(
     images: ImageSet, preprocessing: Preprocessing, resolution: int, settings: DistillationSettings
 ) -> Iterator[torch.Tensor]:
     """Endless batches of random crops in [0, 1], the next one decoded in a thread while this one trains."""
+    from torchvision.transforms import v2  # only here: importing torchvision costs every command a second
+
     augment = v2.Compose(
         [
             v2.RandomResizedCrop(resolution, interpolation=v2.InterpolationMode(preprocessing.interpolation)),

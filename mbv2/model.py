@@ -25,13 +25,13 @@ class TFSameConv2d(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad_h = _same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
-        pad_w = _same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+        pad_h = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+        pad_w = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
         x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return super().forward(x)
 
 
-def _same_padding(size: int, kernel: int, stride: int) -> int:
+def same_padding(size: int, kernel: int, stride: int) -> int:
     out = math.ceil(size / stride)
     return max((out - 1) * stride + kernel - size, 0)
 

@@ -24,17 +24,19 @@ from urllib.error import URLError
 
 import jsonschema
 import torch
-from torchvision.models import MobileNet_V2_Weights
-from torchvision.models._meta import _IMAGENET_CATEGORIES
-from torchvision.transforms import InterpolationMode
 
 from mbv2.errors import SpecError, WeightsError, WeightsMismatchError, WeightsUnavailableError
 from mbv2.jsonfile import read_json_file
 from mbv2.model import MobileNetV2
-from mbv2.preprocess import Preprocessing
+from mbv2.preprocess import INTERPOLATIONS, Preprocessing
 from mbv2.spec import MAX_PARAMETERS, MAX_RESOLUTION, PADDINGS, ArchSpec
 
 WEIGHTS_ENV = "MBV2_WEIGHTS"
+# ImageNet-1k's class names in the classifier's order: torchvision's list, shipped so that a local
+# source needs no torchvision import (tests/test_weights.py checks it is the same list).
+IMAGENET_CATEGORIES: tuple[str, ...] = tuple(
+    Path(__file__).with_name("imagenet_categories.txt").read_text().splitlines()
+)
 # The largest model a spec allows (MAX_PARAMETERS in float32: 381 MiB) with room for BatchNorm buffers.
 # Checked on the file and on what its zip archive would unpack to, before torch.load allocates anything.
 MAX_WEIGHTS_BYTES = 512 * 2**20
@@ -67,7 +69,7 @@ SIDECAR_SCHEMA = {
                 "central_crop_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                 "mean": {**_THREE, "items": _NUMBER},
                 "std": {**_THREE, "items": {"type": "number", "exclusiveMinimum": 0}},
-                "interpolation": {"enum": [mode.value for mode in InterpolationMode]},
+                "interpolation": {"enum": list(INTERPOLATIONS)},
             },
         },
         "labels": {"type": ["array", "string"], "items": {"type": "string"}},
@@ -101,7 +103,7 @@ class WeightSource:
 
 def torchvision_source(name: str) -> WeightSource:
     """A torchvision weight set, with the transforms torchvision ships for it."""
-    weights = MobileNet_V2_Weights[name]
+    weights = _torchvision_weights()[name]
     transforms = weights.transforms()
     metrics = weights.meta["_metrics"]["ImageNet-1K"]
     return WeightSource(
@@ -202,8 +204,8 @@ def _labels(declared: Any, num_classes: int, sidecar: Path) -> tuple[str, ...]:
                 "give one label per class, in the order of the classifier's outputs."
             )
         return tuple(declared)
-    if num_classes == len(_IMAGENET_CATEGORIES):
-        return tuple(_IMAGENET_CATEGORIES)  # the sidecar describes ImageNet-1k in words
+    if num_classes == len(IMAGENET_CATEGORIES):
+        return IMAGENET_CATEGORIES  # the sidecar describes ImageNet-1k in words
     raise WeightsError(f"{sidecar} must list its {num_classes} class labels under 'labels'.")
 
 
@@ -222,18 +224,30 @@ def sources_in_folder(folder: Path) -> list[WeightSource]:
     return sources
 
 
+def environment_sources() -> list[WeightSource]:
+    """The sources `MBV2_WEIGHTS` names: one file, or the descriptions in a folder; none when unset."""
+    if not (env_path := os.environ.get(WEIGHTS_ENV)):
+        return []
+    env = Path(env_path)
+    return sources_in_folder(env) if env.is_dir() else [local_source(env)]
+
+
+def _torchvision_weights():
+    """torchvision's `MobileNet_V2_Weights`, imported only when a torchvision source is asked for."""
+    from torchvision.models import MobileNet_V2_Weights
+
+    return MobileNet_V2_Weights
+
+
 def available_sources(folders: tuple[Path, ...] = ()) -> list[WeightSource]:
     """Every source worth offering: `MBV2_WEIGHTS`, sidecars in `folders`, then torchvision's.
 
     A file named by `MBV2_WEIGHTS` itself must be usable; in folders, other files are skipped.
     """
-    sources: list[WeightSource] = []
-    if env_path := os.environ.get(WEIGHTS_ENV):
-        env = Path(env_path)
-        sources += sources_in_folder(env) if env.is_dir() else [local_source(env)]
+    sources = environment_sources()
     for folder in folders:
         sources += sources_in_folder(folder)
-    sources += [torchvision_source(member.name) for member in MobileNet_V2_Weights]
+    sources += [torchvision_source(member.name) for member in _torchvision_weights()]
     by_name: dict[str, WeightSource] = {}
     for source in sources:
         first = by_name.setdefault(source.name, source)  # the first mention wins
@@ -264,7 +278,7 @@ def load_state_dict(source: WeightSource, progress: bool = False) -> dict[str, t
                 "names to tensors). Save one with torch.save(model.state_dict(), path)."
             )
         return _finite(state_dict, source.path.name)
-    weights = MobileNet_V2_Weights[source.torchvision_name]
+    weights = _torchvision_weights()[source.torchvision_name]
     try:
         return _finite(weights.get_state_dict(progress=progress, weights_only=True), source.name)
     except (URLError, OSError) as error:
@@ -340,7 +354,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _torchvision_cache_path(name: str | None) -> Path:
-    url = MobileNet_V2_Weights[name].url
+    url = _torchvision_weights()[name].url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
@@ -365,7 +379,7 @@ def save_local(model: MobileNetV2, source: WeightSource, folder: Path, stem: str
                        "interpolation": prep.interpolation, **geometry},
         "source": provenance,
     }
-    if source.labels != tuple(_IMAGENET_CATEGORIES):
+    if source.labels != IMAGENET_CATEGORIES:
         meta["labels"] = list(source.labels)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), folder / meta["file"])

@@ -60,13 +60,33 @@ def test_latency_is_measured_on_demand_and_kept(at):
     measure = at.button(key="compare_measure")
     assert measure.label == "Measure latency (2 to go)"
     measure.click().run()
-    latencies = at.dataframe[0].value["Latency (ms)"]
+    table = at.dataframe[0].value
+    latencies = table["Latency (ms)"]
     assert latencies.notna().all() and (latencies > 0).all()
+    for median, iqr in zip(latencies, table["Latency IQR (ms)"]):  # the spread beside each median
+        first, third = (float(value) for value in iqr.split("–"))
+        assert first <= round(median, 1) + 0.05 and round(median, 1) - 0.05 <= third
     assert at.button(key="compare_measure").label == "All measured" and at.button(key="compare_measure").disabled
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "Latency: ONNX Runtime " in captions and "the engine that classifies" in captions
+    assert "timed together, in interleaved rounds" in captions
     at.segmented_control(key="compare_axis").set_value("Latency (ms)").run()
     figure = at.get("plotly_chart")[0].proto.spec
     assert "TF-slim published (Pixel 1 latency)" in figure and "Your configurations (this CPU)" in figure
     assert not at.exception
+
+
+def test_a_busy_machine_is_named_beside_the_times(monkeypatch):
+    import mbv2.latency
+
+    monkeypatch.setattr(mbv2.latency, "BUSY_SPREAD", -1.0)  # any spread at all counts as busy
+    at = app_test(view="compare").run()
+    at.number_input(key="compare_runs").set_value(3).run()
+    at.button(key="compare_measure").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value["Latency (ms)"].notna().all()
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert "The machine was busy while timing MobileNetV2 1.0/224" in warnings and "measure again" in warnings
 
 
 def test_exports_are_prepared_then_offered_for_download(at):

@@ -10,6 +10,7 @@ import pytest
 from conftest import SAMPLE_IMAGES, WEIGHTS_JSON, dev_images, run_cli
 from mbv2.cli import main
 from mbv2.compare import summarise
+from mbv2.device import available_cores
 from mbv2.spec import ArchSpec
 from mbv2.sweep import SweepPoint
 
@@ -22,7 +23,9 @@ def test_summary_prints_counts_memory_latency_and_the_published_point(capsys):
     assert "MobileNetV2 0.5/160: 1,968,680 parameters" in out
     assert "50.2M multiply-adds  (Paper convention" in out
     assert "MiB peak activations (float32, batch 1, at features.2.conv.1)" in out
-    assert "latency on this CPU: median" in out and "over 2 runs after 1 warm-up, batch 1, 1 thread" in out
+    assert "latency on this CPU: median" in out and " ms (IQR " in out
+    cores = available_cores()  # all of them by default, as the classifier uses them
+    assert f"over 2 runs after 1 warm-up, batch 1, {cores} thread{'s' * (cores > 1)}, ONNX Runtime " in out
     assert "published: 50M MACs, 1.95M params, top-1 61.0%" in out and "research/slim/nets/mobilenet" in out
 
 

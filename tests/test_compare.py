@@ -15,7 +15,8 @@ from mbv2.compare import (
     summarise,
     tf_slim_presets,
 )
-from mbv2.latency import LatencySettings, measure_spec
+from mbv2.device import available_cores
+from mbv2.latency import LatencyResult, LatencySettings, measure_models, measure_spec
 from mbv2.memory import peak_activation
 from mbv2.spec import ArchSpec, Block
 from mbv2.sweep import grid, run
@@ -90,6 +91,10 @@ def test_latency_is_measured_with_its_settings_stated():
     assert torch.get_num_threads() == threads  # the process-wide setting is put back
     text = result.describe()
     assert "over 3 runs after 1 warm-up" in text and "batch 2" in text and "1 thread" in text
+    assert result.engine.startswith("ONNX Runtime") and result.engine in text  # the engine that classifies
+    first, third = result.quartiles_ms
+    assert min(result.samples_ms) <= first <= result.median_ms <= third <= max(result.samples_ms)
+    assert f"IQR {first:.1f}-{third:.1f}" in text
     summary = summarise(NamedConfig("tiny", tiny), result)
     assert summary.record()["latency_batch_size"] == 2
     with pytest.raises(ValueError, match="runs"):
@@ -112,3 +117,32 @@ def test_sweep_rows_from_two_dask_workers_equal_the_single_config_analysis():
     t3 = ArchSpec.from_json(rows["1.0/96 t=3"]["spec"])
     assert [block.t for block in t3.blocks] == [1, 3, 3, 3, 3, 3, 3]  # the t = 1 row stays 1
     assert all(row["latency_median_ms"] is None and row["top1"] is None for row in rows.values())  # not asked for
+
+
+def test_configurations_are_timed_in_interleaved_rounds():
+    """Each round runs every configuration once, each round starting one later."""
+    order: list[str] = []
+
+    class Named(torch.nn.Module):
+        def __init__(self, name: str):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            order.append(self.name)
+            return x
+
+    settings = LatencySettings(runs=2, warmup=1, threads=1)
+    results = measure_models([(Named("a"), 8), (Named("b"), 8), (Named("c"), 8)], settings)
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert [len(result.samples_ms) for result in results] == [2, 2, 2]
+    assert results[0].engine.startswith("PyTorch") and results[0].engine.endswith("eager")
+
+
+def test_the_default_is_all_cores_and_a_wide_spread_is_a_warning():
+    assert LatencySettings().threads == available_cores()
+    steady = LatencyResult(LatencySettings(runs=8), (10.0, 10.1, 10.2, 10.0, 10.3, 10.1, 10.2, 10.0), "here")
+    busy = LatencyResult(LatencySettings(runs=8), (10.0, 22.0, 10.5, 35.0, 11.0, 48.0, 10.2, 30.0), "here")
+    assert steady.warning is None
+    assert busy.warning.startswith("The runs spread widely (IQR") and "the machine was busy" in busy.warning
+    assert steady.iqr_ms < 0.3 < 15 < busy.iqr_ms

@@ -1,5 +1,6 @@
-"""The fast path (BatchNorm folded, channels_last, inference mode) gives the eager model's logits."""
+"""The fast path (BatchNorm folded; ONNX Runtime, or torch in channels_last) gives the eager model's logits."""
 
+import sys
 from dataclasses import replace
 
 import pytest
@@ -8,7 +9,8 @@ from torch import nn
 
 from mbv2.classify import classify, pretrained_model
 from mbv2.device import inference_device
-from mbv2.fast import fast_model
+from mbv2.fast import ENGINE_ENV, fast_model
+from mbv2.latency import LatencySettings, measure_model
 from mbv2.images import open_image
 from mbv2.model import TFSameConv2d, build_model
 from mbv2.spec import ArchSpec, Block
@@ -23,8 +25,10 @@ def dev_batch(tf_source) -> torch.Tensor:
     return torch.stack([tf_source.preprocessing(open_image(path)) for path, _ in dev_images()])
 
 
-def _assert_same_logits(eager: nn.Module, images: torch.Tensor, compile: bool = False) -> None:
-    fast = fast_model(eager, compile=compile)
+def _assert_same_logits(eager: nn.Module, images: torch.Tensor, compile: bool = False, engine=None) -> None:
+    fast = fast_model(eager, compile=compile, engine=engine)
+    expected_engine = "PyTorch" if compile or engine == "torch" else "ONNX Runtime"
+    assert fast.engine.startswith(expected_engine) and fast.engine.endswith("(CPU)")
     with torch.inference_mode():
         expected = eager(images)
     logits = fast(images)
@@ -36,7 +40,12 @@ def _assert_same_logits(eager: nn.Module, images: torch.Tensor, compile: bool = 
 
 
 def test_same_logits_and_top5_on_the_50_dev_images(tf_model, dev_batch):
+    """ONNX Runtime, the engine a CPU gets, with the shared weights and their TF padding."""
     _assert_same_logits(tf_model, dev_batch)
+
+
+def test_same_logits_with_the_torch_engine(tf_model, dev_batch):
+    _assert_same_logits(tf_model, dev_batch[:16], engine="torch")
 
 
 def test_same_logits_when_compiled(tf_model, dev_batch):
@@ -88,3 +97,67 @@ def test_inference_runs_on_the_gpu_only_when_there_is_one(monkeypatch):
     assert inference_device() == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert inference_device() == torch.device("cpu")
+
+
+def test_the_engine_is_named_and_onnx_runtime_is_the_cpu_default(tf_model):
+    import onnxruntime
+
+    assert fast_model(tf_model).engine == f"ONNX Runtime {onnxruntime.__version__} (CPU)"
+    assert fast_model(tf_model, engine="torch").engine == f"PyTorch {torch.__version__.split('+')[0]} (CPU)"
+
+
+def test_torch_serves_where_onnxruntime_is_missing(tf_model, dev_batch, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
+    fast = fast_model(tf_model)
+    assert fast.engine.startswith("PyTorch")
+    with torch.inference_mode():
+        assert torch.equal(fast(dev_batch[:4]).topk(5).indices, tf_model(dev_batch[:4]).topk(5).indices)
+
+
+def test_torch_serves_a_model_that_cannot_be_exported(tf_model, monkeypatch):
+    import mbv2.fast
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot export")
+
+    monkeypatch.setattr(mbv2.fast, "_onnx_bytes", refuse)
+    assert fast_model(tf_model).engine.startswith("PyTorch")
+
+
+def test_the_engine_can_be_chosen_by_environment(tf_model, monkeypatch):
+    monkeypatch.setenv(ENGINE_ENV, "torch")
+    assert fast_model(tf_model).engine.startswith("PyTorch")
+    monkeypatch.setenv(ENGINE_ENV, "tensorrt")
+    with pytest.raises(ValueError, match="MBV2_ENGINE must be one of onnxruntime, torch, got 'tensorrt'"):
+        fast_model(tf_model)
+
+
+def test_a_gpu_gets_the_torch_engine(tf_model):
+    from mbv2.fast import _chosen_engine
+
+    assert _chosen_engine(None, torch.device("cuda"), compile=False) == "torch"
+    assert _chosen_engine(None, torch.device("cpu"), compile=True) == "torch"
+    assert _chosen_engine(None, torch.device("cpu"), compile=False) == "onnxruntime"
+
+
+def test_onnx_runtime_runs_on_the_thread_count_a_measurement_sets(tf_model, dev_batch):
+    """ONNX Runtime's pool is sized per session: one per thread count, the one torch is set to at the call."""
+    fast = fast_model(tf_model)
+    before = torch.get_num_threads()
+    measure_model(fast, 224, LatencySettings(runs=2, warmup=1, threads=1))
+    assert set(fast._onnx._sessions) == {before, 1}
+    assert torch.get_num_threads() == before
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            assert (fast(dev_batch[:2]) - tf_model(dev_batch[:2])).abs().max() < 1e-3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_another_input_size_runs_on_the_torch_copy(tf_model, tf_source):
+    """The exported graph is fixed to the spec's resolution (TF padding depends on it); other sizes still work."""
+    fast = fast_model(tf_model)
+    images = torch.randn(2, 3, 192, 192, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert (fast(images) - tf_model(images)).abs().max() < 1e-3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -31,11 +30,14 @@ from mbv2.compare import (
     tf_slim_presets,
 )
 from mbv2.comparison import Comparison
+from mbv2.cost import check_batch
+from mbv2.device import available_cores
 from mbv2.errors import MBV2Error, SpecError
 from mbv2.evaluate import IMAGENET_ENV, BlockImportance, Evaluation, block_importance, default_image_folder
 from mbv2.export import onnx_bytes, operators_yaml, seeded_model, torchscript_bytes, traced
+from mbv2.fast import engine_name
 from mbv2.jsonfile import json_text, parse_json
-from mbv2.latency import LatencyResult, LatencySettings, Progress, measure_spec
+from mbv2.latency import BUSY_SPREAD, LatencyResult, LatencySettings, Progress, measure_specs
 from mbv2.spec import ArchSpec
 from mbv2.sweeptable import SUFFIXES as SWEEP_SUFFIXES, read_table
 
@@ -244,6 +246,9 @@ COLUMN_FORMATS = {
     "MAdds fvcore (M)": st.column_config.NumberColumn(format="%.1f"),
     "Peak act. (MiB)": st.column_config.NumberColumn(format="%.2f", help="Peak activation memory, float32"),
     "Latency (ms)": st.column_config.NumberColumn(format="%.1f", help="Median on this CPU, with the settings below"),
+    "Latency IQR (ms)": st.column_config.TextColumn(
+        help="The middle half of the timed runs took between these: a wide range means a busy machine"
+    ),
     "Top-1 (%)": st.column_config.NumberColumn(
         format="%.1f", help="Measured on the images below, with weights inherited from the pretrained network and "
         "no training (agreement with the original network where the images have no labels)"
@@ -268,6 +273,7 @@ def _table(summaries: list[ConfigSummary], accuracies: dict[str, Evaluation]) ->
                 "MAdds fvcore (M)": summary.madds_fvcore / 1e6,
                 "Peak act. (MiB)": summary.peak_activation_bytes / 2**20,
                 "Latency (ms)": summary.latency.median_ms if summary.latency else None,
+                "Latency IQR (ms)": _iqr(summary.latency) if summary.latency else None,
                 "Top-1 (%)": _score_of(accuracy) if accuracy else None,
                 "TF-slim published": (
                     f"{reference.macs_m:g}M · {reference.params_m}M · {reference.top1}% · {reference.pixel1_ms} ms"
@@ -279,13 +285,23 @@ def _table(summaries: list[ConfigSummary], accuracies: dict[str, Evaluation]) ->
     return pd.DataFrame(rows)
 
 
+def _iqr(latency: LatencyResult) -> str:
+    first, third = latency.quartiles_ms
+    return f"{first:.1f}–{third:.1f}"
+
+
 def _latency_controls(
     configs: dict[str, ArchSpec], measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult]
 ) -> tuple[LatencySettings, dict[str, ArchSpec]]:
-    """Settings and the Measure button in one row: the settings, and what to measure if it was clicked."""
+    """Settings and the Measure button in one row: the settings, and what to measure if it was clicked.
+
+    A click times every configuration in the list, not only the new ones: together, in interleaved
+    rounds, their times are comparable; timed at different moments they are not.
+    """
     runs_column, threads_column, batch_column, button_column = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
     runs = runs_column.number_input("Timed runs (median of)", 1, 200, 10, key="compare_runs")
-    threads = threads_column.number_input("CPU threads", 1, os.cpu_count() or 1, 1, key="compare_threads")
+    cores = available_cores()
+    threads = threads_column.number_input("CPU threads", 1, cores, cores, key="compare_threads")
     batch = batch_column.number_input("Batch size", 1, 64, 1, key="compare_batch")
     settings = LatencySettings(runs=int(runs), warmup=3, batch_size=int(batch), threads=int(threads))
     pending = {name: spec for name, spec in configs.items() if (spec, settings) not in measured}
@@ -295,27 +311,59 @@ def _latency_controls(
         type="primary",
         disabled=not pending,
     )
-    machine = next(iter(measured.values())).machine if measured else "this server's CPU"
+    results = [measured[spec, settings] for spec in configs.values() if (spec, settings) in measured]
+    machine = results[0].machine if results else "this server's CPU"
+    engine = results[0].engine if results else engine_name()
     st.caption(
-        f"Latency: median of {settings.runs} runs after {settings.warmup} warm-up runs, batch {settings.batch_size}, "
-        f"{settings.threads} thread(s), random weights, on {machine}; measured once per configuration and "
-        "setting, and kept for this session."
+        f"Latency: {engine}, the engine that classifies; median of {settings.runs} runs after {settings.warmup} "
+        f"warm-up runs, with the IQR (the middle half of the runs), batch {settings.batch_size}, "
+        f"{settings.threads} thread(s), random weights, on {machine}. All configurations in the list are timed "
+        "together, in interleaved rounds, so that their times compare; kept for this session."
     )
-    return settings, pending if clicked else {}
+    busy = [name for name, spec in configs.items() if (spec, settings) in measured and measured[spec, settings].warning]
+    if busy:
+        st.warning(
+            f"The machine was busy while timing {', '.join(busy)}: the runs spread widely (IQR above "
+            f"{BUSY_SPREAD:.0%} of the median). Compare these times with care, or measure again when it is quieter."
+        )
+    return settings, configs if clicked else {}
 
 
 def _measure(
-    pending: dict[str, ArchSpec],
+    configs: dict[str, ArchSpec],
     settings: LatencySettings,
     measured: dict[tuple[ArchSpec, LatencySettings], LatencyResult],
 ) -> None:
-    """Slow (seconds per configuration), so it runs only on a click."""
-    timed = _each_with_progress(
-        pending, "Timing", "run", lambda spec, show: measure_spec(spec, settings, show), settings
-    )
-    for spec, result in timed:
+    """Slow (a second or two per configuration, then the runs), so it runs only on a click."""
+    timed: dict[str, ArchSpec] = {}
+    for name, spec in configs.items():
+        try:
+            check_batch(spec, settings.batch_size)
+            timed[name] = spec
+        except MBV2Error as error:  # e.g. a batch too large for this design's memory: say so, time the rest
+            st.error(f"{name}: {error}")
+    if not timed:
+        return
+    st.button("Cancel", key="compare_cancel_run", help="Stops at once; nothing of this measurement is kept.")
+    bar = st.progress(0.0, text=f"Preparing {len(timed)} configuration(s) for {engine_name()}…")
+
+    def show(done: int, total: int) -> None:
+        bar.progress(done / total, text=f"Timing {len(timed)} configuration(s) in interleaved rounds: run {done} "
+                     f"of {total}")
+
+    specs = list(dict.fromkeys(timed.values()))  # a design listed twice is timed once
+    try:
+        results = run_queued(
+            f"Timing {len(specs)} configuration(s)", partial(measure_specs, specs, settings), show,
+            key=("latency", tuple(specs), settings),
+        )
+    except MBV2Error as error:
+        bar.empty()
+        st.error(str(error))
+        return
+    for spec, result in zip(specs, results):
         measured[(spec, settings)] = result
-    if all((spec, settings) in measured for spec in pending.values()):
+    if len(timed) == len(configs):
         st.rerun()  # else an error is on the page; what was measured shows at the next run
 
 

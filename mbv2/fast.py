@@ -49,6 +49,7 @@ ENGINES: tuple[Engine, ...] = ("onnxruntime", "torch")
 # An engine whose logits differ more than this (relative to their size) from the torch path's on the
 # build's check batch is not used: the fast path must give the eager model's answers.
 _CHECK_TOLERANCE = 1e-3
+_ONE_EXPORT_AT_A_TIME = threading.Lock()
 
 
 class FastModel(nn.Module):
@@ -219,7 +220,8 @@ def _onnx_bytes(network: nn.Module, resolution: int) -> bytes:
     """The folded network as ONNX, batch dynamic, the spatial size fixed (TF padding is computed from it)."""
     example = torch.zeros(2, 3, resolution, resolution)
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+    # One export at a time: the exporter keeps settings in module globals, and app sessions build at once.
+    with _ONE_EXPORT_AT_A_TIME, warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings: the padding arithmetic becomes constants, as intended
         # Inference tensors (a copy folded under inference_mode) cannot be traced; clone them out of it.
         exported = _exportable(network, resolution)

@@ -172,8 +172,8 @@ def measure_specs(
     for spec in specs:
         check_batch(spec, settings.batch_size)
     with PROCESS_BUDGET.reserve(max(forward_bytes(spec, settings.batch_size) for spec in specs)):
-        with _threads(settings.threads):  # ONNX Runtime's pool is sized when the fast model is made
-            models = [(fast_model(build_model(spec)), spec.resolution) for spec in specs]
+        # ONNX Runtime's pool is sized when a session is made: made here for the measurement's thread count.
+        models = [(fast_model(build_model(spec), threads=settings.threads), spec.resolution) for spec in specs]
         return measure_models(models, settings, progress)
 
 

@@ -146,3 +146,26 @@ def test_the_default_is_all_cores_and_a_wide_spread_is_a_warning():
     assert steady.warning is None
     assert busy.warning.startswith("The runs spread widely (IQR") and "the machine was busy" in busy.warning
     assert steady.iqr_ms < 0.3 < 15 < busy.iqr_ms
+
+
+def test_two_interleaved_measurements_at_once_leave_the_thread_count_as_it_was():
+    """Building each configuration's engine (ONNX Runtime's pool for the measurement's threads) sets nothing
+    process-wide, and the timing itself runs one measurement at a time."""
+    import threading
+
+    from mbv2.latency import measure_specs
+
+    before = torch.get_num_threads()
+    tiny = [ArchSpec(width_mult=0.35, resolution=64), ArchSpec(width_mult=0.35, resolution=96)]
+    results: dict[int, list] = {}
+    workers = [
+        threading.Thread(target=lambda n=n: results.__setitem__(n, measure_specs(tiny, LatencySettings(2, 1, 1, n))))
+        for n in (1, 2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert torch.get_num_threads() == before
+    assert [result.settings.threads for result in results[1] + results[2]] == [1, 1, 2, 2]
+    assert all(result.engine.startswith("ONNX Runtime") for result in results[1] + results[2])

@@ -40,7 +40,8 @@ from mbv2.jsonfile import read_json_file
 from mbv2.latency import LatencySettings, measure_spec
 from mbv2.layertime import LayerProfile, profile_layers
 from mbv2.spec import ArchSpec
-from mbv2.sweep import AccuracyJob, Measurements, configs_from_file, grid, run
+from mbv2.sweep import AccuracyJob, Measurements, configs_from_file, grid
+from mbv2.sweep import run as run_sweep  # `run` is the mbv2 command below
 from mbv2.sweeptable import SUFFIXES, Row, appender, check_table_path, done_specs, spec_key
 from mbv2.weights import (
     WEIGHTS_ENV,
@@ -297,7 +298,7 @@ def _sweep(args: argparse.Namespace) -> int:
     progress = _progress_bar(f"{len(pending)} configurations{skipped}")
     rows: dict[str, Row] = {}
     with appender(args.out) if args.out is not None else nullcontext() as append:
-        for row in run(pending, measurements, workers=args.workers, scheduler=args.scheduler):
+        for row in run_sweep(pending, measurements, workers=args.workers, scheduler=args.scheduler):
             if append is not None:
                 append(row)
             rows[str(row["spec"])] = row

@@ -80,4 +80,6 @@ def _latency(entry: dict[str, Any]) -> tuple[ArchSpec, LatencyResult]:
     if not samples:
         raise ValueError("it holds no timed runs")
     settings = LatencySettings(**entry["settings"])
-    return ArchSpec.from_dict(entry["spec"]), LatencyResult(settings, samples, str(entry["machine"]))
+    # Files saved before the engine was recorded were all timed in PyTorch eager, the default.
+    engine = str(entry.get("engine", LatencyResult.engine))
+    return ArchSpec.from_dict(entry["spec"]), LatencyResult(settings, samples, str(entry["machine"]), engine)

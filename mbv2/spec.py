@@ -7,6 +7,7 @@ on paper, before any tensor exists.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -138,9 +139,8 @@ class ArchSpec:
         return sides
 
     def replace(self, **changes: Any) -> ArchSpec:
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-        values.update(changes)
-        return ArchSpec(**values)
+        """A copy with `changes`, validated like any new spec."""
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}

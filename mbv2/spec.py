@@ -43,8 +43,32 @@ class Block:
     s: int
 
 
-# How messages name the table's columns, in Block's field order.
-COLUMNS = {"t": "expansion t", "c": "channels c", "n": "repeats n", "s": "stride s"}
+@dataclass(frozen=True)
+class Column:
+    """One column of Table 2, named once for the messages here and the app's table editor."""
+
+    letter: str  # the paper's symbol, also Block's field
+    word: str
+    help: str
+
+    @property
+    def in_words(self) -> str:
+        """How messages name the column: "expansion t"."""
+        return f"{self.word} {self.letter}"
+
+
+# In Block's field order, which is the order of a row's four values.
+COLUMNS: dict[str, Column] = {
+    column.letter: column
+    for column in (
+        Column(
+            "t", "expansion", "How many times wider than its input a block's hidden layer is (the paper uses 1 or 6)."
+        ),
+        Column("c", "channels", "Output channels of every block in the row, before the width multiplier."),
+        Column("n", "repeats", "How many blocks the row stacks."),
+        Column("s", "stride", "Stride of the row's first block, 1 or 2 (2 halves the feature map); the others use 1."),
+    )
+}
 
 PAPER_BLOCKS: tuple[Block, ...] = (
     Block(1, 16, 1, 1),
@@ -199,7 +223,7 @@ def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
             continue
         values = [_as_whole_number(cell) for cell in cells]
         problems += [
-            _not_whole(f"Row {number}: {COLUMNS[name]}", cell)
+            _not_whole(f"Row {number}: {COLUMNS[name].in_words}", cell)
             for name, cell, value in zip(COLUMNS, cells, values)
             if value is None
         ]
@@ -266,11 +290,11 @@ def _field_problems(spec: ArchSpec) -> list[str]:
             problems.append(f"Row {number}: expected a Block(t, c, n, s), got {block!r}.")
             continue
         row = f"Row {number}"
-        _check_int(problems, f"{row}: {COLUMNS['t']}", block.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
-        _check_int(problems, f"{row}: {COLUMNS['c']}", block.c, 1, MAX_TABLE_CHANNELS)
-        _check_int(problems, f"{row}: {COLUMNS['n']}", block.n, 1, MAX_REPEATS)
+        _check_int(problems, f"{row}: {COLUMNS['t'].in_words}", block.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
+        _check_int(problems, f"{row}: {COLUMNS['c'].in_words}", block.c, 1, MAX_TABLE_CHANNELS)
+        _check_int(problems, f"{row}: {COLUMNS['n'].in_words}", block.n, 1, MAX_REPEATS)
         if block.s not in (1, 2) or not _is_int(block.s):
-            problems.append(f"{row}: {COLUMNS['s']} must be 1 or 2, got {block.s!r}.")
+            problems.append(f"{row}: {COLUMNS['s'].in_words} must be 1 or 2, got {block.s!r}.")
     if isinstance(spec.width_mult, bool) or not isinstance(spec.width_mult, (int, float)):
         problems.append(f"Width multiplier must be a number, got {spec.width_mult!r}.")
     elif not MIN_WIDTH <= spec.width_mult <= MAX_WIDTH:

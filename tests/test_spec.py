@@ -1,11 +1,13 @@
 """The spec validates every field with one message per problem, and round-trips through JSON."""
 
+from dataclasses import fields
+
 import pytest
 import torchvision.models._utils as tv_utils
 
 from mbv2.errors import SpecError
 from mbv2.spec import (
-    PAPER_BLOCKS, ArchSpec, Block, blocks_from_rows, make_divisible, parameter_estimate, shape_notes,
+    COLUMNS, PAPER_BLOCKS, ArchSpec, Block, blocks_from_rows, make_divisible, parameter_estimate, shape_notes,
 )
 from mbv2.model import build_model
 
@@ -127,3 +129,8 @@ def test_shape_notes_follow_the_table_not_the_number_32():
     assert shape_notes(two_halvings) == []
     six_halvings = ArchSpec(blocks=PAPER_BLOCKS + (Block(6, 320, 1, 2),))  # 224 -> ... -> 7 -> 4
     assert "multiple of 64, and 224 is not" in shape_notes(six_halvings)[0]
+
+
+def test_columns_follow_the_order_of_a_rows_values():
+    assert list(COLUMNS) == [field.name for field in fields(Block)]
+    assert [column.in_words for column in COLUMNS.values()] == ["expansion t", "channels c", "repeats n", "stride s"]

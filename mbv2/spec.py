@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from mbv2 import cost
@@ -174,6 +175,40 @@ class ArchSpec:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
+    def to_query(self) -> dict[str, str]:
+        """A compact, readable link form: blocks=1-16-1-1,6-24-2-2,... width=1.0 res=224 pad=symmetric."""
+        return {
+            "blocks": ",".join(f"{block.t}-{block.c}-{block.n}-{block.s}" for block in self.blocks),
+            "width": str(self.width_mult),
+            "res": str(self.resolution),
+            "pad": self.padding,
+        }
+
+    def with_query(self, params: Mapping[str, str]) -> ArchSpec:
+        """The inverse of `to_query`; the parameters a link leaves out keep this spec's values.
+
+        Links get edited by hand, so each unreadable parameter gets its own message, all at once.
+        """
+        changes: dict[str, Any] = {}
+        problems: list[str] = []
+        if "blocks" in params:
+            try:
+                changes["blocks"] = _blocks_from_link(params["blocks"])
+            except SpecError as error:
+                problems += error.problems
+        numbers = (("width", "width_mult", float, "a number"), ("res", "resolution", int, "a whole number"))
+        for name, field_name, parse, kind in numbers:
+            if name in params:
+                try:
+                    changes[field_name] = parse(params[name])
+                except ValueError:
+                    problems.append(f"{name} in the link must be {kind}, got {params[name]!r}.")
+        if problems:
+            raise SpecError(problems)
+        if "pad" in params:
+            changes["padding"] = params["pad"]
+        return self.replace(**changes)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
         known = {f.name for f in fields(cls) if f.init}
@@ -232,6 +267,18 @@ def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
     if problems:
         raise SpecError(problems)
     return tuple(blocks)
+
+
+def _blocks_from_link(text: str) -> tuple[Block, ...]:
+    rows = text.split(",")
+    malformed = [
+        f"Row {number} of blocks in the link is {row!r}; write each row as t-c-n-s, for example 6-24-2-2."
+        for number, row in enumerate(rows, start=1)
+        if row.count("-") != 3
+    ]
+    if malformed:
+        raise SpecError(malformed)
+    return blocks_from_rows([row.split("-") for row in rows])
 
 
 def _not_whole(label: str, value: Any) -> str:

@@ -134,3 +134,48 @@ def test_shape_notes_follow_the_table_not_the_number_32():
 def test_columns_follow_the_order_of_a_rows_values():
     assert list(COLUMNS) == [field.name for field in fields(Block)]
     assert [column.in_words for column in COLUMNS.values()] == ["expansion t", "channels c", "repeats n", "stride s"]
+
+
+def test_link_form_is_compact_and_readable():
+    assert ArchSpec().to_query() == {
+        "blocks": "1-16-1-1,6-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-320-1-1",
+        "width": "1.0",
+        "res": "224",
+        "pad": "symmetric",
+    }
+
+
+def test_link_round_trip():
+    spec = ArchSpec(blocks=(Block(1, 16, 1, 1), Block(4, 40, 2, 2)), width_mult=0.75, resolution=160, padding="tf_same")
+    assert ArchSpec().with_query(spec.to_query()) == spec
+
+
+def test_a_link_changes_only_what_it_names():
+    base = ArchSpec(padding="tf_same", width_mult=0.5)
+    assert base.with_query({"res": "192"}) == base.replace(resolution=192)
+    assert base.with_query({}) == base
+
+
+def test_every_unreadable_link_parameter_is_reported_at_once():
+    with pytest.raises(SpecError) as caught:
+        ArchSpec().with_query({"blocks": "1-16-1-1,garbage,", "width": "wide", "res": "abc"})
+    assert caught.value.problems == (
+        "Row 2 of blocks in the link is 'garbage'; write each row as t-c-n-s, for example 6-24-2-2.",
+        "Row 3 of blocks in the link is ''; write each row as t-c-n-s, for example 6-24-2-2.",
+        "width in the link must be a number, got 'wide'.",
+        "res in the link must be a whole number, got 'abc'.",
+    )
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"blocks": "1-16-1-1,6-x-2-2"}, "Row 2: channels c must be a whole number, got 'x'."),
+        ({"res": "99999"}, "Input resolution must be between 32 and 1024, got 99999."),
+        ({"pad": "reflect"}, "Padding must be one of symmetric, tf_same, got 'reflect'."),
+    ],
+)
+def test_a_readable_link_is_still_validated(query, message):
+    with pytest.raises(SpecError) as caught:
+        ArchSpec().with_query(query)
+    assert caught.value.problems == (message,)

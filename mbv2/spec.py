@@ -458,9 +458,9 @@ def spec_differences(edited: ArchSpec, trained: ArchSpec) -> list[str]:
         ]
         differences.append(f"table row{'s' * (len(changed) > 1)} {', '.join(changed)}")
     labels = {"width_mult": "width", "resolution": "resolution", "padding": "padding"}
-    for field, label in labels.items():
-        if getattr(edited, field) != getattr(trained, field):
-            differences.append(f"{label} {getattr(edited, field)} instead of {getattr(trained, field)}")
+    for name, label in labels.items():
+        if getattr(edited, name) != getattr(trained, name):
+            differences.append(f"{label} {getattr(edited, name)} instead of {getattr(trained, name)}")
     if not differences and edited != trained:
         differences.append("stem, head or class count")
     return differences

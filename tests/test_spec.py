@@ -8,6 +8,7 @@ import torchvision.models._utils as tv_utils
 from mbv2.errors import SpecError
 from mbv2.spec import (
     COLUMNS, PAPER_BLOCKS, ArchSpec, Block, blocks_from_rows, make_divisible, parameter_estimate, shape_notes,
+    spec_differences,
 )
 from mbv2.model import build_model
 
@@ -179,3 +180,12 @@ def test_a_readable_link_is_still_validated(query, message):
     with pytest.raises(SpecError) as caught:
         ArchSpec().with_query(query)
     assert caught.value.problems == (message,)
+
+
+def test_differences_in_words():
+    paper = ArchSpec()
+    assert spec_differences(paper, paper) == []
+    edited = paper.replace(blocks=PAPER_BLOCKS[:1] + (Block(6, 32, 2, 2),) + PAPER_BLOCKS[2:6], width_mult=0.5)
+    assert spec_differences(edited, paper) == ["table rows 2, 7", "width 0.5 instead of 1.0"]
+    assert spec_differences(paper.replace(padding="tf_same"), paper) == ["padding tf_same instead of symmetric"]
+    assert spec_differences(paper.replace(num_classes=10), paper) == ["stem, head or class count"]

@@ -7,7 +7,7 @@ shares one model per configuration and an edit back to a seen configuration is i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -21,7 +21,7 @@ from mbv2.errors import MBV2Error, SpecError
 from mbv2.evaluate import Evaluator, calibrate_on, calibration_set, image_set
 from mbv2.fast import fast_model
 from mbv2.inherit import Calibration, Inherited, inherit
-from mbv2.spec import ArchSpec, Block, blocks_from_rows
+from mbv2.spec import ArchSpec
 from mbv2.weights import WeightSource, available_sources
 
 from views import architecture, classify, compare, inside
@@ -88,7 +88,7 @@ def current_spec() -> ArchSpec:
     """The last valid architecture the user built: from the link at first, else the default's."""
     if SPEC_KEY not in st.session_state:
         try:
-            spec = spec_from_query(st.query_params)
+            spec = default_spec().with_query(st.query_params)
         except SpecError as error:
             problems = "\n".join(f"- {problem}" for problem in error.problems)
             st.warning(f"The architecture in this link cannot be built, so the paper's is shown instead:\n{problems}")
@@ -101,59 +101,11 @@ def set_spec(spec: ArchSpec) -> None:
     """Remember `spec` and put it in the URL (left out when it is the default, to keep links short)."""
     st.session_state[SPEC_KEY] = spec
     is_default = spec == default_spec()
-    for name, value in spec_to_query(spec).items():
+    for name, value in spec.to_query().items():
         if is_default:
             st.query_params.pop(name, None)
         else:
             st.query_params[name] = value
-
-
-def spec_to_query(spec: ArchSpec) -> dict[str, str]:
-    """A compact, readable form: blocks=1-16-1-1,6-24-2-2,... width=1.0 res=224 pad=symmetric."""
-    return {
-        "blocks": ",".join(f"{block.t}-{block.c}-{block.n}-{block.s}" for block in spec.blocks),
-        "width": str(spec.width_mult),
-        "res": str(spec.resolution),
-        "pad": spec.padding,
-    }
-
-
-def spec_from_query(params: Mapping[str, str]) -> ArchSpec:
-    """The inverse of `spec_to_query`; missing parameters keep the default architecture's values.
-
-    Links get edited by hand, so each unreadable parameter gets its own message, all at once.
-    """
-    changes: dict[str, object] = {}
-    problems: list[str] = []
-    if "blocks" in params:
-        try:
-            changes["blocks"] = _blocks_from_link(params["blocks"])
-        except SpecError as error:
-            problems += error.problems
-    numbers = (("width", "width_mult", float, "a number"), ("res", "resolution", int, "a whole number"))
-    for name, field, parse, kind in numbers:
-        if name in params:
-            try:
-                changes[field] = parse(params[name])
-            except ValueError:
-                problems.append(f"{name} in the link must be {kind}, got {params[name]!r}.")
-    if problems:
-        raise SpecError(problems)
-    if "pad" in params:
-        changes["padding"] = params["pad"]
-    return default_spec().replace(**changes)
-
-
-def _blocks_from_link(text: str) -> tuple[Block, ...]:
-    rows = text.split(",")
-    malformed = [
-        f"Row {number} of blocks in the link is {row!r}; write each row as t-c-n-s, for example 6-24-2-2."
-        for number, row in enumerate(rows, start=1)
-        if row.count("-") != 3
-    ]
-    if malformed:
-        raise SpecError(malformed)
-    return blocks_from_rows([row.split("-") for row in rows])
 
 
 @st.cache_resource(show_spinner="Counting shapes, parameters and multiply-adds with fvcore…", max_entries=256)

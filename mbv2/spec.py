@@ -7,9 +7,11 @@ on paper, before any tensor exists.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from mbv2 import cost
@@ -42,8 +44,32 @@ class Block:
     s: int
 
 
-# How messages name the table's columns, in Block's field order.
-COLUMNS = {"t": "expansion t", "c": "channels c", "n": "repeats n", "s": "stride s"}
+@dataclass(frozen=True)
+class Column:
+    """One column of Table 2, named once for the messages here and the app's table editor."""
+
+    letter: str  # the paper's symbol, also Block's field
+    word: str
+    help: str
+
+    @property
+    def in_words(self) -> str:
+        """How messages name the column: "expansion t"."""
+        return f"{self.word} {self.letter}"
+
+
+# In Block's field order, which is the order of a row's four values.
+COLUMNS: dict[str, Column] = {
+    column.letter: column
+    for column in (
+        Column(
+            "t", "expansion", "How many times wider than its input a block's hidden layer is (the paper uses 1 or 6)."
+        ),
+        Column("c", "channels", "Output channels of every block in the row, before the width multiplier."),
+        Column("n", "repeats", "How many blocks the row stacks."),
+        Column("s", "stride", "Stride of the row's first block, 1 or 2 (2 halves the feature map); the others use 1."),
+    )
+}
 
 PAPER_BLOCKS: tuple[Block, ...] = (
     Block(1, 16, 1, 1),
@@ -138,9 +164,8 @@ class ArchSpec:
         return sides
 
     def replace(self, **changes: Any) -> ArchSpec:
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-        values.update(changes)
-        return ArchSpec(**values)
+        """A copy with `changes`, validated like any new spec."""
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
@@ -149,6 +174,40 @@ class ArchSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    def to_query(self) -> dict[str, str]:
+        """A compact, readable link form: blocks=1-16-1-1,6-24-2-2,... width=1.0 res=224 pad=symmetric."""
+        return {
+            "blocks": ",".join(f"{block.t}-{block.c}-{block.n}-{block.s}" for block in self.blocks),
+            "width": str(self.width_mult),
+            "res": str(self.resolution),
+            "pad": self.padding,
+        }
+
+    def with_query(self, params: Mapping[str, str]) -> ArchSpec:
+        """The inverse of `to_query`; the parameters a link leaves out keep this spec's values.
+
+        Links get edited by hand, so each unreadable parameter gets its own message, all at once.
+        """
+        changes: dict[str, Any] = {}
+        problems: list[str] = []
+        if "blocks" in params:
+            try:
+                changes["blocks"] = _blocks_from_link(params["blocks"])
+            except SpecError as error:
+                problems += error.problems
+        numbers = (("width", "width_mult", float, "a number"), ("res", "resolution", int, "a whole number"))
+        for name, field_name, parse, kind in numbers:
+            if name in params:
+                try:
+                    changes[field_name] = parse(params[name])
+                except ValueError:
+                    problems.append(f"{name} in the link must be {kind}, got {params[name]!r}.")
+        if problems:
+            raise SpecError(problems)
+        if "pad" in params:
+            changes["padding"] = params["pad"]
+        return self.replace(**changes)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
@@ -199,7 +258,7 @@ def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
             continue
         values = [_as_whole_number(cell) for cell in cells]
         problems += [
-            _not_whole(f"Row {number}: {COLUMNS[name]}", cell)
+            _not_whole(f"Row {number}: {COLUMNS[name].in_words}", cell)
             for name, cell, value in zip(COLUMNS, cells, values)
             if value is None
         ]
@@ -208,6 +267,18 @@ def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
     if problems:
         raise SpecError(problems)
     return tuple(blocks)
+
+
+def _blocks_from_link(text: str) -> tuple[Block, ...]:
+    rows = text.split(",")
+    malformed = [
+        f"Row {number} of blocks in the link is {row!r}; write each row as t-c-n-s, for example 6-24-2-2."
+        for number, row in enumerate(rows, start=1)
+        if row.count("-") != 3
+    ]
+    if malformed:
+        raise SpecError(malformed)
+    return blocks_from_rows([row.split("-") for row in rows])
 
 
 def _not_whole(label: str, value: Any) -> str:
@@ -266,11 +337,11 @@ def _field_problems(spec: ArchSpec) -> list[str]:
             problems.append(f"Row {number}: expected a Block(t, c, n, s), got {block!r}.")
             continue
         row = f"Row {number}"
-        _check_int(problems, f"{row}: {COLUMNS['t']}", block.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
-        _check_int(problems, f"{row}: {COLUMNS['c']}", block.c, 1, MAX_TABLE_CHANNELS)
-        _check_int(problems, f"{row}: {COLUMNS['n']}", block.n, 1, MAX_REPEATS)
+        _check_int(problems, f"{row}: {COLUMNS['t'].in_words}", block.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
+        _check_int(problems, f"{row}: {COLUMNS['c'].in_words}", block.c, 1, MAX_TABLE_CHANNELS)
+        _check_int(problems, f"{row}: {COLUMNS['n'].in_words}", block.n, 1, MAX_REPEATS)
         if block.s not in (1, 2) or not _is_int(block.s):
-            problems.append(f"{row}: {COLUMNS['s']} must be 1 or 2, got {block.s!r}.")
+            problems.append(f"{row}: {COLUMNS['s'].in_words} must be 1 or 2, got {block.s!r}.")
     if isinstance(spec.width_mult, bool) or not isinstance(spec.width_mult, (int, float)):
         problems.append(f"Width multiplier must be a number, got {spec.width_mult!r}.")
     elif not MIN_WIDTH <= spec.width_mult <= MAX_WIDTH:
@@ -387,9 +458,9 @@ def spec_differences(edited: ArchSpec, trained: ArchSpec) -> list[str]:
         ]
         differences.append(f"table row{'s' * (len(changed) > 1)} {', '.join(changed)}")
     labels = {"width_mult": "width", "resolution": "resolution", "padding": "padding"}
-    for field, label in labels.items():
-        if getattr(edited, field) != getattr(trained, field):
-            differences.append(f"{label} {getattr(edited, field)} instead of {getattr(trained, field)}")
+    for name, label in labels.items():
+        if getattr(edited, name) != getattr(trained, name):
+            differences.append(f"{label} {getattr(edited, name)} instead of {getattr(trained, name)}")
     if not differences and edited != trained:
         differences.append("stem, head or class count")
     return differences

@@ -1,11 +1,14 @@
 """The spec validates every field with one message per problem, and round-trips through JSON."""
 
+from dataclasses import fields
+
 import pytest
 import torchvision.models._utils as tv_utils
 
 from mbv2.errors import SpecError
 from mbv2.spec import (
-    PAPER_BLOCKS, ArchSpec, Block, blocks_from_rows, make_divisible, parameter_estimate, shape_notes,
+    COLUMNS, PAPER_BLOCKS, ArchSpec, Block, blocks_from_rows, make_divisible, parameter_estimate, shape_notes,
+    spec_differences,
 )
 from mbv2.model import build_model
 
@@ -127,3 +130,62 @@ def test_shape_notes_follow_the_table_not_the_number_32():
     assert shape_notes(two_halvings) == []
     six_halvings = ArchSpec(blocks=PAPER_BLOCKS + (Block(6, 320, 1, 2),))  # 224 -> ... -> 7 -> 4
     assert "multiple of 64, and 224 is not" in shape_notes(six_halvings)[0]
+
+
+def test_columns_follow_the_order_of_a_rows_values():
+    assert list(COLUMNS) == [field.name for field in fields(Block)]
+    assert [column.in_words for column in COLUMNS.values()] == ["expansion t", "channels c", "repeats n", "stride s"]
+
+
+def test_link_form_is_compact_and_readable():
+    assert ArchSpec().to_query() == {
+        "blocks": "1-16-1-1,6-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-320-1-1",
+        "width": "1.0",
+        "res": "224",
+        "pad": "symmetric",
+    }
+
+
+def test_link_round_trip():
+    spec = ArchSpec(blocks=(Block(1, 16, 1, 1), Block(4, 40, 2, 2)), width_mult=0.75, resolution=160, padding="tf_same")
+    assert ArchSpec().with_query(spec.to_query()) == spec
+
+
+def test_a_link_changes_only_what_it_names():
+    base = ArchSpec(padding="tf_same", width_mult=0.5)
+    assert base.with_query({"res": "192"}) == base.replace(resolution=192)
+    assert base.with_query({}) == base
+
+
+def test_every_unreadable_link_parameter_is_reported_at_once():
+    with pytest.raises(SpecError) as caught:
+        ArchSpec().with_query({"blocks": "1-16-1-1,garbage,", "width": "wide", "res": "abc"})
+    assert caught.value.problems == (
+        "Row 2 of blocks in the link is 'garbage'; write each row as t-c-n-s, for example 6-24-2-2.",
+        "Row 3 of blocks in the link is ''; write each row as t-c-n-s, for example 6-24-2-2.",
+        "width in the link must be a number, got 'wide'.",
+        "res in the link must be a whole number, got 'abc'.",
+    )
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"blocks": "1-16-1-1,6-x-2-2"}, "Row 2: channels c must be a whole number, got 'x'."),
+        ({"res": "99999"}, "Input resolution must be between 32 and 1024, got 99999."),
+        ({"pad": "reflect"}, "Padding must be one of symmetric, tf_same, got 'reflect'."),
+    ],
+)
+def test_a_readable_link_is_still_validated(query, message):
+    with pytest.raises(SpecError) as caught:
+        ArchSpec().with_query(query)
+    assert caught.value.problems == (message,)
+
+
+def test_differences_in_words():
+    paper = ArchSpec()
+    assert spec_differences(paper, paper) == []
+    edited = paper.replace(blocks=PAPER_BLOCKS[:1] + (Block(6, 32, 2, 2),) + PAPER_BLOCKS[2:6], width_mult=0.5)
+    assert spec_differences(edited, paper) == ["table rows 2, 7", "width 0.5 instead of 1.0"]
+    assert spec_differences(paper.replace(padding="tf_same"), paper) == ["padding tf_same instead of symmetric"]
+    assert spec_differences(paper.replace(num_classes=10), paper) == ["stem, head or class count"]

@@ -17,15 +17,10 @@ from mbv2.errors import MBV2Error, SpecError
 from mbv2.jsonfile import json_text
 from mbv2.layertime import PROFILE_SETTINGS, LayerProfile, profile_layers
 from mbv2.spec import (
-    MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows, shape_notes,
+    COLUMNS, MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows,
+    shape_notes,
 )
 
-TABLE_COLUMNS = {
-    "t": ("t · expansion", "How many times wider than its input a block's hidden layer is (the paper uses 1 or 6)."),
-    "c": ("c · channels", "Output channels of every block in the row, before the width multiplier."),
-    "n": ("n · repeats", "How many blocks the row stacks."),
-    "s": ("s · stride", "Stride of the row's first block, 1 or 2 (2 halves the feature map); the others use 1."),
-}
 PADDING_LABELS = {
     "symmetric": "symmetric (PyTorch, torchvision weights)",
     "tf_same": "tf_same (TensorFlow 'SAME', the shared TF weights)",
@@ -117,7 +112,7 @@ def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
 def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
     rows = st.session_state.setdefault(ROWS_KEY, _rows_of(spec))
     with st.form(FORM_KEY, border=False):
-        table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS), dtype=float).assign(**{DELETE_COLUMN: False})
+        table = pd.DataFrame(rows, columns=list(COLUMNS), dtype=float).assign(**{DELETE_COLUMN: False})
         st.data_editor(
             # Float columns: the browser's cells (step=1) only take whole numbers, but the server parses
             # an edit of an int column with int(), silently turning any 2.5 sent to it into 2; as a float
@@ -128,8 +123,10 @@ def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
             hide_index=True,
             column_config={
                 **{
-                    name: st.column_config.NumberColumn(label, help=help, step=1, format="%d", width=COLUMN_PIXELS)
-                    for name, (label, help) in TABLE_COLUMNS.items()
+                    name: st.column_config.NumberColumn(
+                        f"{column.letter} · {column.word}", help=column.help, step=1, format="%d", width=COLUMN_PIXELS
+                    )
+                    for name, column in COLUMNS.items()
                 },
                 DELETE_COLUMN: st.column_config.CheckboxColumn(
                     "🗑 delete", help="Tick the rows to delete, then press Apply.", width=DELETE_PIXELS
@@ -173,7 +170,7 @@ def _typed_rows() -> list[dict[str, Any]]:
     edits = st.session_state.get(_editor_key(), {}).get("edited_rows", {})
     edits = {int(index): changes for index, changes in edits.items()}  # JSON from the browser has text keys
     typed = [{**row, **edits.get(index, {})} for index, row in enumerate(st.session_state[ROWS_KEY])]
-    return [{name: _number(row.get(name)) for name in TABLE_COLUMNS} for row in typed if not row.get(DELETE_COLUMN)]
+    return [{name: _number(row.get(name)) for name in COLUMNS} for row in typed if not row.get(DELETE_COLUMN)]
 
 
 def _number(cell: Any) -> float | None:

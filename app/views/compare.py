@@ -114,7 +114,7 @@ def render() -> None:
 
 def _link_of(configs: dict[str, ArchSpec]) -> str:
     """[[name, blocks, width, res, pad], ...]: the architecture's own link fields, one list per configuration."""
-    return json.dumps([[name, *state.spec_to_query(spec).values()] for name, spec in configs.items()],
+    return json.dumps([[name, *spec.to_query().values()] for name, spec in configs.items()],
                       separators=(",", ":"))
 
 
@@ -130,13 +130,13 @@ def _configs_from_link() -> dict[str, ArchSpec] | None:
         st.warning(f"The list of configurations in this link cannot be read ({error}), so it starts afresh.")
         return None
     configs: dict[str, ArchSpec] = {}
-    fields = list(state.spec_to_query(ArchSpec()))
+    fields = list(ArchSpec().to_query())
     for number, entry in enumerate(entries, start=1):
         try:
             if not isinstance(entry, list) or len(entry) != len(fields) + 1:
                 raise SpecError([f"write it as [name, {', '.join(fields)}]"])
             name, *values = (str(value) for value in entry)
-            configs[name] = state.spec_from_query(dict(zip(fields, values)))
+            configs[name] = state.default_spec().with_query(dict(zip(fields, values)))
         except SpecError as error:
             st.warning(f"Configuration {number} in this link is left out: {'; '.join(error.problems)}")
     return configs

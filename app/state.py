@@ -23,6 +23,7 @@ from mbv2.fast import fast_model
 from mbv2.inherit import Calibration, Inherited, inherit
 from mbv2.spec import ArchSpec, Block, blocks_from_rows
 from mbv2.weights import WeightSource, available_sources
+from widgets import bullets
 
 # ./weights/*.json (gitignored), listed in every weights picker; distilled weights are saved there.
 LOCAL_WEIGHTS = Path(os.environ.get("MBV2_SAVED_WEIGHTS") or Path(__file__).resolve().parents[1] / "weights")
@@ -44,8 +45,10 @@ def current_spec() -> ArchSpec:
         try:
             spec = spec_from_query(st.query_params)
         except SpecError as error:
-            problems = "\n".join(f"- {problem}" for problem in error.problems)
-            st.warning(f"The architecture in this link cannot be built, so the paper's is shown instead:\n{problems}")
+            st.warning(
+                "The architecture in this link cannot be built, so the paper's is shown instead:\n"
+                + bullets(error.problems)
+            )
             spec = default_spec()
         set_spec(spec)
     return st.session_state[SPEC_KEY]

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 import charts
 import state
@@ -25,7 +23,6 @@ from mbv2.compare import (
     ConfigSummary,
     NamedConfig,
     label,
-    pareto_front,
     summarise,
     tf_slim_presets,
 )
@@ -474,7 +471,7 @@ def _pareto(
             st.caption(f"{len(summaries) - len(plotted)} configuration(s) not measured yet: press Measure latency.")
     else:
         plotted = summaries
-    st.plotly_chart(pareto_figure(plotted, axis), width="stretch")
+    st.plotly_chart(charts.pareto_figure(plotted, latency=axis == LATENCY_AXIS), width="stretch")
     st.caption(
         "Circles: your configurations; the ringed ones, joined by the dashed line, are those for which no other "
         "configuration has both fewer multiply-adds and a lower value on the vertical axis. "
@@ -606,71 +603,6 @@ def _block_importance(settings: AccuracySettings) -> None:
         width="stretch",
     )
     st.caption(f"The full network: {full.describe()}. Each bar: points lost without that block alone.")
-
-
-def pareto_figure(summaries: list[ConfigSummary], axis: str) -> go.Figure:
-    """MAdds (paper convention) against latency or params; TF-slim's points as their own series."""
-    latency = axis == LATENCY_AXIS
-    figure = make_subplots(specs=[[{"secondary_y": latency}]])
-    xs = [summary.madds_paper / 1e6 for summary in summaries]
-    ys = [summary.latency.median_ms if latency else summary.params / 1e6 for summary in summaries]
-    front = pareto_front(list(zip(xs, ys)))
-    references = TF_SLIM_REFERENCES
-    figure.add_trace(
-        go.Scatter(
-            x=[reference.macs_m for reference in references],
-            y=[reference.pixel1_ms if latency else reference.params_m for reference in references],
-            mode="markers",
-            marker=dict(symbol="diamond", size=9, color="#8b949e"),
-            name="TF-slim published (Pixel 1 latency)" if latency else "TF-slim published",
-            text=[
-                f"{reference.name}<br>top-1 {reference.top1}%, top-5 {reference.top5}%<br>"
-                f"{reference.params_m}M params, Pixel 1 {reference.pixel1_ms} ms"
-                for reference in references
-            ],
-            hovertemplate="%{text}<br>%{x}M MACs<extra>TF-slim README</extra>",
-        ),
-        secondary_y=latency or None,
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=[xs[index] for index in front],
-            y=[ys[index] for index in front],
-            mode="lines+markers",
-            line=dict(dash="dash", color="#1f6feb", width=1.5),
-            marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#1f6feb", width=1.5)),
-            name="Pareto front (ringed)",
-            hoverinfo="skip",
-        )
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            mode="markers+text",
-            marker=dict(size=11, color="#1f6feb"),
-            text=[summary.name for summary in summaries],
-            textposition="middle right",
-            cliponaxis=False,
-            name="Your configurations (this CPU)" if latency else "Your configurations",
-            hovertemplate="%{text}<br>%{x:.1f}M MAdds<br>%{y:.2f}<extra></extra>",
-        )
-    )
-    figure.update_xaxes(title_text="Multiply-adds, paper convention (millions)", rangemode="tozero")
-    figure.update_yaxes(
-        title_text="Median latency on this CPU (ms)" if latency else "Parameters (millions)", rangemode="tozero"
-    )
-    if latency:
-        figure.update_yaxes(
-            title_text="Pixel 1 latency, TF-Lite (ms, published)", secondary_y=True, rangemode="tozero",
-            showgrid=False, tickmode="auto",
-        )
-    figure.update_layout(
-        height=480,
-        margin=dict(l=10, r=10, t=30, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-    )
-    return figure
 
 
 def _export_files(spec: ArchSpec) -> tuple[bytes, str, bytes]:

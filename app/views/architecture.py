@@ -12,7 +12,7 @@ import charts
 import state
 from heavy import run_queued
 from widgets import bullets, literal
-from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow
+from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow, analyse
 from mbv2.errors import MBV2Error, SpecError
 from mbv2.jsonfile import json_text
 from mbv2.layertime import PROFILE_SETTINGS, LayerProfile, profile_layers
@@ -72,7 +72,10 @@ def render() -> None:
         if notes := shape_notes(spec):
             with controls_column:
                 st.info(bullets(notes), icon=":material/straighten:")
-    _results(state.analysis_of(spec), state.analysis_of(ArchSpec()), convention)
+    with st.spinner("Counting shapes, parameters and multiply-adds with fvcore…"):
+        # `analyse` keeps its own process-wide cache (see state.py), so an edit back is instant here too.
+        analysis, paper = analyse(spec), analyse(ArchSpec())
+    _results(analysis, paper, convention)
     _layer_times(spec)
 
 

@@ -37,6 +37,7 @@ from mbv2.jsonfile import json_text, parse_json
 from mbv2.latency import BUSY_SPREAD, LatencyResult, LatencySettings, Progress, measure_specs
 from mbv2.spec import ArchSpec
 from mbv2.sweeptable import SUFFIXES as SWEEP_SUFFIXES, read_table
+from mbv2.weights import WeightSource
 
 CONFIGS_KEY = "compare_configs"  # name -> ArchSpec, in the order they were added
 LATENCY_KEY = "compare_latency"  # (ArchSpec, LatencySettings) -> LatencyResult, measured in this session
@@ -54,7 +55,7 @@ Result = TypeVar("Result")
 
 @dataclass(frozen=True)
 class AccuracySettings:
-    weights: str  # a weight source's name
+    weights: WeightSource
     folder: str
     limit: int
 
@@ -403,11 +404,12 @@ def _accuracy_controls(
 ) -> tuple[AccuracySettings | None, dict[str, ArchSpec]]:
     """Where accuracy is measured, and what to measure if the button was clicked."""
     sources = state.weight_sources()
-    names = [source.name for source in sources if source.is_available_offline()] or [sources[0].name]
+    offline = {source.name: source for source in sources if source.is_available_offline()}
+    choices = offline or {sources[0].name: sources[0]}
     weights_column, folder_column, limit_column, button_column = st.columns(
         [2, 3, 1, 2], vertical_alignment="bottom"
     )
-    weights = weights_column.selectbox("Weights to inherit from", names, key="compare_weights")
+    weights = weights_column.selectbox("Weights to inherit from", list(choices), key="compare_weights")
     folder = folder_column.text_input(
         "Labelled images (a folder)", value=str(default_image_folder() or ""), key="compare_images",
         help="Files named <synset>_*.JPEG, or one subfolder per synset as in ImageNet's validation set. Set "
@@ -418,7 +420,7 @@ def _accuracy_controls(
         button_column.button("Measure top-1", key="compare_score", disabled=True)
         st.caption(f"To measure accuracy, type a folder of labelled ImageNet images (or set {IMAGENET_ENV}).")
         return None, {}
-    settings = AccuracySettings(weights, folder.strip(), int(limit))
+    settings = AccuracySettings(choices[weights], folder.strip(), int(limit))
     pending = {name: spec for name, spec in configs.items() if (spec, settings) not in scored}
     clicked = button_column.button(
         f"Measure top-1 ({len(pending)} to go)" if pending else "All measured",
@@ -506,13 +508,11 @@ def _accuracy_plot(
     if settings is None or not plotted:
         return
     evaluation = accuracies[plotted[0].name]
-    own = state.evaluator(settings.weights, settings.folder, settings.limit).evaluate(
-        state.source_by_name(settings.weights).spec
-    )
+    own = state.evaluator(settings.weights, settings.folder, settings.limit).evaluate(settings.weights.spec)
     st.caption(
         f"Circles: {metric.lower()} measured with inherited weights, no training, on {evaluation.images} images from "
         f"{evaluation.folder}; the ringed ones, joined by the dashed line, are those no other configuration beats "
-        f"on both accuracy and cost. The weights as trained ({settings.weights}) score {own.describe()}. "
+        f"on both accuracy and cost. The weights as trained ({settings.weights.name}) score {own.describe()}. "
         + ("Stars: the same configurations after distillation (below). " if recover.distilled_points(
             plotted, settings, by_latency) else "")
         + ("" if by_latency else f"Diamonds: TF-slim's published top-1 of trained networks on all 50,000 ImageNet "

@@ -7,11 +7,6 @@ Four tabs: one block's five tensors side by side, ReLU6 statistics per stage, th
 
 from __future__ import annotations
 
-import copy
-import threading
-from collections.abc import Callable
-from typing import TypeVar
-
 import pandas as pd
 import streamlit as st
 import torch
@@ -19,23 +14,11 @@ from PIL import Image
 
 import charts
 import state
-from mbv2.activations import (
-    AblationLogits,
-    ActivationCounts,
-    BlockActivations,
-    BlockStatistics,
-    bottleneck_logits,
-    block_statistics,
-    capture_block,
-    inverted_residuals,
-    stage_statistics,
-    top1_accuracy,
-)
+from mbv2.activations import ActivationCounts, BlockStatistics, inverted_residuals, stage_statistics
 from mbv2.classify import top_k
-from mbv2.errors import EvaluationError, MBV2Error
-from mbv2.evaluate import IMAGENET_ENV, default_image_folder, image_set
-from mbv2.images import open_image
-from mbv2.manifold import DIMENSIONS, Loss, loss_curve, relu_round_trip
+from mbv2.errors import MBV2Error
+from mbv2.evaluate import IMAGENET_ENV, default_image_folder
+from mbv2.manifold import DIMENSIONS, relu_round_trip
 from mbv2.model import MobileNetV2
 from mbv2.spec import ArchSpec, BlockPlan
 from mbv2.weights import WeightSource
@@ -46,7 +29,6 @@ BLOCK_KEY = "inside_block"
 SHARED_SCALE_KEY = "inside_shared_scale"
 ABLATION_KEY = "inside_ablation"
 DIMENSIONS_KEY = "inside_manifold_n"
-Result = TypeVar("Result")
 
 
 def render() -> None:
@@ -70,8 +52,8 @@ def render() -> None:
         spec = state.current_spec()
         seen = source.preprocessing.at_resolution(spec.resolution).crop(image)
         st.sidebar.image(seen, caption=f"{name}, as the model sees it", width=160)
-        st.caption(network_note(spec, source, state.inherited(spec, source.name).report))
-        model = _hookable_model(source.name, spec)[0]  # only its structure is read outside the lock
+        st.caption(network_note(spec, source, state.inherited(spec, source).report))
+        model = state.hookable_model(spec, source)[0]  # only its structure is read outside the lock
         blocks, statistics, ablation, manifold = st.tabs(
             ["One block, five tensors", "Statistics per stage", "Ablation: ReLU6 in the bottleneck",
              "Why linear: Figure 1"]
@@ -88,31 +70,7 @@ def render() -> None:
         st.error(str(error))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading pretrained weights…")
-def _hookable_model(source_name: str, spec: ArchSpec) -> tuple[MobileNetV2, threading.Lock]:
-    """A private copy of the shared model (with inherited weights), so the ablation's hooks never
-    reach the Classify view, and a lock, so two sessions never hook it at once."""
-    return copy.deepcopy(state.inherited(spec, source_name).model), threading.Lock()
-
-
-def _with_model(source_name: str, spec: ArchSpec, compute: Callable[[MobileNetV2], Result]) -> Result:
-    model, lock = _hookable_model(source_name, spec)
-    with lock:
-        return compute(model)
-
-
-def _batch(source: WeightSource, spec: ArchSpec, images: list[Image.Image]) -> torch.Tensor:
-    preprocessing = source.preprocessing.at_resolution(spec.resolution)
-    return torch.stack([preprocessing(image) for image in images])
-
-
 # --- one block, five tensors ---------------------------------------------------------------
-
-
-@st.cache_data(max_entries=16, show_spinner="Running the image through the network…")
-def _captured(source_name: str, spec: ArchSpec, image: Image.Image, index: int) -> BlockActivations:
-    batch = _batch(state.source_by_name(source_name), spec, [image])
-    return _with_model(source_name, spec, lambda model: capture_block(model, batch, index))
 
 
 def block_label(plan: BlockPlan) -> str:
@@ -136,7 +94,7 @@ def _block_tab(source: WeightSource, spec: ArchSpec, image: Image.Image, model: 
         help="Off: each picture uses its own range, to show its pattern. On: the same value has the same colour "
         "everywhere, to compare sizes across the block.",
     )
-    captured = _captured(source.name, spec, image, index)
+    captured = state.captured(spec, source, image, index)
     panels = [
         ("Block input", captured.block_input, "What the previous block passed on."),
         ("Expansion + ReLU6", captured.expanded, "A 1×1 convolution widens the input; ReLU6 zeroes the negatives."),
@@ -202,12 +160,6 @@ def _shape_help(tensor: torch.Tensor) -> str:
 # --- statistics per stage ------------------------------------------------------------------
 
 
-@st.cache_data(max_entries=16, show_spinner="Counting zeros and negatives in every block…")
-def _statistics(source_name: str, spec: ArchSpec, image: Image.Image) -> tuple[BlockStatistics, ...]:
-    batch = _batch(state.source_by_name(source_name), spec, [image])
-    return _with_model(source_name, spec, lambda model: block_statistics(model, batch))
-
-
 STATISTICS = {  # column: (tensor, share, plain words)
     "expansion: zero": ("expanded", "zero_share", "zeroed by the expansion's ReLU6"),
     "expansion: at 6": ("expanded", "clipped_share", "clipped at 6 by the expansion's ReLU6"),
@@ -231,7 +183,7 @@ def statistics_table(blocks: tuple[BlockStatistics, ...], spec: ArchSpec) -> pd.
 
 
 def _statistics_tab(source: WeightSource, spec: ArchSpec, image: Image.Image) -> None:
-    table = statistics_table(_statistics(source.name, spec, image), spec)
+    table = statistics_table(state.activation_statistics(spec, source, image), spec)
     st.markdown(
         "Each ReLU6 throws information away: whatever it sets to zero is gone. A ReLU after the projection "
         "would also erase every negative value of the narrow bottleneck, and the last two columns measure how much "
@@ -262,32 +214,7 @@ def _statistics_tab(source: WeightSource, spec: ArchSpec, image: Image.Image) ->
 # --- ablation ------------------------------------------------------------------------------
 
 
-@st.cache_data(max_entries=16, show_spinner="Running the image with and without ReLU6 in the bottlenecks…")
-def _ablated(source_name: str, spec: ArchSpec, image: Image.Image) -> AblationLogits:
-    batch = _batch(state.source_by_name(source_name), spec, [image])
-    return _with_model(source_name, spec, lambda model: bottleneck_logits(model, batch))
-
-
-@st.cache_data(max_entries=4, show_spinner="Classifying the labelled images three ways (about a minute)…")
-def _labelled_ablation(source_name: str, spec: ArchSpec, folder: str) -> dict[str, float]:
-    """Top-1 (%) over a labelled folder, as trained, with ReLU6 bottlenecks, and with the control."""
-    source = state.source_by_name(source_name)
-    images = image_set(folder, ABLATION_IMAGES)
-    if not images.is_labelled:
-        raise EvaluationError(f"{folder} has images without labels; name them <synset>_*.JPEG or use subfolders.")
-    labels = torch.tensor(images.labels)
-    parts = []
-    for start in range(0, len(images.paths), ABLATION_CHUNK):  # a few images at a time: bounded memory
-        paths = images.paths[start : start + ABLATION_CHUNK]
-        batch = _batch(source, spec, [open_image(path.read_bytes(), name=path.name) for path in paths])
-        parts.append(_with_model(source_name, spec, lambda model: bottleneck_logits(model, batch)))
-    return {
-        variant: 100 * top1_accuracy(torch.cat([getattr(part, variant) for part in parts]), labels)
-        for variant in ABLATION_VARIANTS
-    }
-
-
-ABLATION_IMAGES, ABLATION_CHUNK = 50, 10
+ABLATION_IMAGES = 50  # labelled images the ablation classifies three ways, spread evenly over the folder
 ABLATION_VARIANTS = {
     "linear": ("As trained (linear bottleneck)", "The weights as they are."),
     "nonlinear": ("ReLU6 after every projection", "Every negative value of every bottleneck set to zero."),
@@ -305,7 +232,7 @@ def _ablation_tab(source: WeightSource, spec: ArchSpec, name: str, image: Image.
         "with the very same weights (added on the fly; the weights file is untouched)."
     )
     nonlinear = st.toggle("ReLU6 after every projection (non-linear bottleneck)", key=ABLATION_KEY)
-    logits = _ablated(source.name, spec, image)
+    logits = state.ablated(spec, source, image)
     trained = top_k(logits.linear[0], source.labels)
     linear_column, nonlinear_column, samples_column = st.columns([4, 4, 5], gap="medium")
     linear_column.plotly_chart(
@@ -349,7 +276,7 @@ def _labelled_ablation_section(source: WeightSource, spec: ArchSpec) -> None:
         st.caption("About a minute on two CPU cores for 50 images; the result is kept for everyone.")
         return
     try:
-        scores = _labelled_ablation(source.name, spec, folder.strip())
+        scores = state.labelled_ablation(spec, source, folder.strip(), ABLATION_IMAGES)
     except MBV2Error as error:
         st.error(str(error))
         return
@@ -358,11 +285,6 @@ def _labelled_ablation_section(source: WeightSource, spec: ArchSpec) -> None:
 
 
 # --- manifold demo -------------------------------------------------------------------------
-
-
-@st.cache_data(show_spinner="Averaging the round trip over random matrices…")
-def _loss_curve() -> dict[int, Loss]:
-    return loss_curve()
 
 
 @st.fragment  # a step of the slider redraws the spiral only
@@ -377,7 +299,7 @@ def _manifold_tab() -> None:
         help="The random matrices are seeded, so everyone sees the same picture for the same n.",
     )
     trip = relu_round_trip(dimensions)
-    curve = _loss_curve()
+    curve = state.relu_loss_curve()
     spiral_column, curve_column = st.columns([3, 2], gap="large")
     with spiral_column:
         st.plotly_chart(charts.spiral_figure(trip), key="manifold-spiral")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
+from mbv2.activations import most_active_channels
 from mbv2.analysis import LAYER_KINDS, Analysis, Convention, LayerRow
 from mbv2.classify import Prediction
-from mbv2.compare import pareto_front
+from mbv2.compare import TF_SLIM_REFERENCES, ConfigSummary, pareto_front
 from mbv2.layertime import LayerProfile
+from mbv2.manifold import DIMENSIONS, Loss, Reconstruction
 
 KIND_COLORS = {
     "stem": "#8b949e",
@@ -20,6 +25,7 @@ KIND_COLORS = {
     "classifier": "#bf3989",
 }
 CONV_KINDS = ("stem", "expand", "depthwise", "project", "last conv")
+GRID_ROWS = 4  # a channel grid is this many pictures high
 
 
 def short(number: float) -> str:
@@ -229,5 +235,178 @@ def layer_time_figure(profile: LayerProfile) -> go.Figure:
         barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
         yaxis=dict(tickformat=".0%", rangemode="tozero", title="share of the network"),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return figure
+
+
+def pareto_figure(summaries: list[ConfigSummary], latency: bool) -> go.Figure:
+    """MAdds (paper convention) against latency (else params); TF-slim's points as their own series."""
+    figure = make_subplots(specs=[[{"secondary_y": latency}]])
+    xs = [summary.madds_paper / 1e6 for summary in summaries]
+    ys = [summary.latency.median_ms if latency else summary.params / 1e6 for summary in summaries]
+    front = pareto_front(list(zip(xs, ys)))
+    references = TF_SLIM_REFERENCES
+    figure.add_trace(
+        go.Scatter(
+            x=[reference.macs_m for reference in references],
+            y=[reference.pixel1_ms if latency else reference.params_m for reference in references],
+            mode="markers",
+            marker=dict(symbol="diamond", size=9, color="#8b949e"),
+            name="TF-slim published (Pixel 1 latency)" if latency else "TF-slim published",
+            text=[
+                f"{reference.name}<br>top-1 {reference.top1}%, top-5 {reference.top5}%<br>"
+                f"{reference.params_m}M params, Pixel 1 {reference.pixel1_ms} ms"
+                for reference in references
+            ],
+            hovertemplate="%{text}<br>%{x}M MACs<extra>TF-slim README</extra>",
+        ),
+        secondary_y=latency or None,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[xs[index] for index in front],
+            y=[ys[index] for index in front],
+            mode="lines+markers",
+            line=dict(dash="dash", color="#1f6feb", width=1.5),
+            marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#1f6feb", width=1.5)),
+            name="Pareto front (ringed)",
+            hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers+text",
+            marker=dict(size=11, color="#1f6feb"),
+            text=[summary.name for summary in summaries],
+            textposition="middle right",
+            cliponaxis=False,
+            name="Your configurations (this CPU)" if latency else "Your configurations",
+            hovertemplate="%{text}<br>%{x:.1f}M MAdds<br>%{y:.2f}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(title_text="Multiply-adds, paper convention (millions)", rangemode="tozero")
+    figure.update_yaxes(
+        title_text="Median latency on this CPU (ms)" if latency else "Parameters (millions)", rangemode="tozero"
+    )
+    if latency:
+        figure.update_yaxes(
+            title_text="Pixel 1 latency, TF-Lite (ms, published)", secondary_y=True, rangemode="tozero",
+            showgrid=False, tickmode="auto",
+        )
+    figure.update_layout(
+        height=480,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return figure
+
+
+def colour_extent(activation: torch.Tensor) -> float:
+    """The value drawn at full colour: a few border pixels run far larger than the rest, so saturating
+    them keeps the patterns visible."""
+    return float(np.percentile(np.abs(activation.float().numpy()), 99.5)) or 1.0
+
+
+def channel_grid_figure(activation: torch.Tensor, count: int, extent: float | None = None) -> go.Figure:
+    """The `count` most active channels of a (C, H, W) map tiled GRID_ROWS high, zero drawn white;
+    `extent` is the value at full colour (by default this map's own)."""
+    channels = most_active_channels(activation, count)
+    maps = activation[channels].float().numpy()
+    count, height, width = maps.shape
+    rows = min(GRID_ROWS, count)
+    columns = -(-count // rows)
+    gap = max(1, height // 10)
+    tiled = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan)
+    names = np.full(tiled.shape, "", dtype=object)
+    for position, (channel, values) in enumerate(zip(channels, maps)):
+        top, left = (position % rows) * (height + gap), (position // rows) * (width + gap)
+        tiled[top : top + height, left : left + width] = values
+        names[top : top + height, left : left + width] = f"channel {channel}"
+    extent = extent or colour_extent(activation[channels])
+    figure = go.Figure(
+        go.Heatmap(
+            z=tiled, customdata=names, zmin=-extent, zmax=extent, colorscale="RdBu_r",
+            hovertemplate="%{customdata}<br>value %{z:.2f}<extra></extra>",
+            colorbar=dict(thickness=8, len=0.9, tickfont=dict(size=9)),
+        )
+    )
+    figure.update_layout(height=250, margin=dict(l=0, r=0, t=4, b=4), plot_bgcolor="rgba(0,0,0,0)")
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return figure
+
+
+def statistics_figure(table: pd.DataFrame, names: dict[str, str]) -> go.Figure:
+    """Grouped bars per stage, one series for each of `table`'s columns named in `names` (column: legend name)."""
+    colors = ["#1f6feb", "#8fb8f5", "#2da44e", "#9be9a8"]
+    figure = go.Figure(
+        [
+            go.Bar(
+                x=[f"stage {stage}" for stage in table["stage"]], y=table[column], name=name,
+                marker_color=color, hovertemplate="%{x}: %{y:.1%}<extra>" + column + "</extra>",
+            )
+            for (column, name), color in zip(names.items(), colors)
+        ]
+    )
+    figure.update_layout(
+        barmode="group", height=330, margin=dict(l=10, r=10, t=10, b=10),
+        yaxis=dict(tickformat=".0%", range=[0, 1], title="share"),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+    )
+    return figure
+
+
+def spiral_figure(trip: Reconstruction) -> go.Figure:
+    """The paper's Figure 1: the input spiral beside its round trip through a ReLU, collapsed points crossed."""
+    figure = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.08,
+        subplot_titles=("Input spiral (2-D)", f"pinv(T) · ReLU(T · x), n = {trip.dimensions}"),
+    )
+    progress = np.linspace(0.0, 1.0, len(trip.original))
+    for column, points in ((1, trip.original), (2, trip.recovered)):
+        figure.add_scatter(
+            x=points[:, 0], y=points[:, 1], mode="markers", showlegend=False, row=1, col=column,
+            marker=dict(size=5, color=progress, colorscale="Viridis"), hoverinfo="skip",
+        )
+    collapsed = trip.recovered[trip.collapsed]
+    figure.add_scatter(
+        x=collapsed[:, 0], y=collapsed[:, 1], mode="markers", name="collapsed: < 2 coordinates survive",
+        marker=dict(symbol="x-thin", size=6, line=dict(width=1, color="black")), row=1, col=2, hoverinfo="skip",
+    )
+    reach = float(np.abs(np.concatenate([trip.original, trip.recovered])).max()) * 1.05
+    figure.update_xaxes(range=[-reach, reach], zeroline=False)
+    figure.update_yaxes(range=[-reach, reach], zeroline=False, scaleanchor="x")
+    figure.update_yaxes(scaleanchor="x2", row=1, col=2)
+    figure.update_layout(
+        height=370, margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(yanchor="top", y=1.0, xanchor="right", x=1.0, bgcolor="rgba(255,255,255,0.7)"),
+    )
+    return figure
+
+
+def loss_figure(curve: dict[int, Loss], trip: Reconstruction) -> go.Figure:
+    """What the ReLU round trip loses for each n of `curve`, the n of `trip` marked."""
+    dimensions = list(curve)
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=dimensions, y=[loss.collapsed_share for loss in curve.values()], name="points collapsed",
+                mode="lines+markers", line_color="#cf222e", hovertemplate="n = %{x}: %{y:.0%} collapsed<extra></extra>",
+            ),
+            go.Scatter(
+                x=dimensions, y=[loss.error for loss in curve.values()], name="reconstruction error",
+                mode="lines+markers", line_color="#1f6feb", hovertemplate="n = %{x}: error %{y:.2f}<extra></extra>",
+            ),
+        ]
+    )
+    figure.add_vline(x=trip.dimensions, line_dash="dot", line_color="#6e7781")
+    figure.update_layout(
+        height=370, margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text="What the ReLU loses, by n", font=dict(size=14)),
+        xaxis=dict(title="n (dimensions)", range=[DIMENSIONS.start - 0.5, DIMENSIONS.stop - 0.5]),
+        yaxis=dict(range=[0, 1], title="share / relative error"),
+        legend=dict(yanchor="top", y=0.98, xanchor="right", x=0.98),
     )
     return figure

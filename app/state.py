@@ -1,78 +1,53 @@
-"""What the views share: the selected view, the current architecture, cached results.
+"""What the views share: the current architecture (session state) and cached results.
 
-Caches are process-wide (`st.cache_resource` / `st.cache_data`), so every browser session
-shares one model per configuration and an edit back to a seen configuration is instant.
+Every cache of the views is here. Caches are process-wide (`st.cache_resource` / `st.cache_data`),
+so every browser session shares one model per configuration and an edit back to a seen configuration
+is instant. They take the `WeightSource` itself, never its name: a name would have to be looked up
+again, and a source rewritten under the same name (a new sidecar) would hit the old entry.
+Analyses are not cached here: `mbv2.analysis.analyse` keeps its own (an lru_cache, as process-wide
+as these), which the CLI and Compare's summaries share, so the views call it directly.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from pathlib import Path
 from typing import TypeVar
 
 import streamlit as st
-from torch import nn
+import torch
+from PIL import Image
 
-from mbv2.analysis import Analysis, analyse
-from mbv2.classify import pretrained_model
-from mbv2.errors import MBV2Error, SpecError
+from mbv2.activations import (
+    AblationLogits,
+    BlockActivations,
+    BlockStatistics,
+    block_statistics,
+    bottleneck_logits,
+    capture_block,
+    top1_accuracy,
+)
+from mbv2.classify import Prediction, classify, pretrained_model
+from mbv2.errors import EvaluationError, MBV2Error, SpecError
 from mbv2.evaluate import Evaluator, calibrate_on, calibration_set, image_set
-from mbv2.fast import fast_model
+from mbv2.fast import FastModel, fast_model
+from mbv2.images import open_image
 from mbv2.inherit import Calibration, Inherited, inherit
+from mbv2.manifold import Loss, loss_curve
+from mbv2.model import MobileNetV2
 from mbv2.spec import ArchSpec
 from mbv2.weights import WeightSource, available_sources
+from widgets import bullets
 
-from views import architecture, classify, compare, inside
-
-VIEWS = {
-    "Architecture": architecture,
-    "Classify": classify,
-    "Inside a block": inside,
-    "Compare": compare,
-}
-VIEW_PARAM = "view"
-PRESENTATION_PARAM = "present"  # in the URL, so a reload in front of a class keeps the large type
-# For a projector: Streamlit sizes its type in rem, so a larger root size scales text and widgets together;
-# captions lose their pale grey, chart text (drawn by plotly in px) is enlarged, and the top bar goes.
-PRESENTATION_CSS = """<style>
-html { font-size: 20px; }
-[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p, [data-testid="stImageCaption"] { font-size: 1rem !important; color: inherit !important; }
-.js-plotly-plot .xtick text, .js-plotly-plot .ytick text, .js-plotly-plot .legendtext,
-.js-plotly-plot .g-xtitle text, .js-plotly-plot .g-ytitle text, .js-plotly-plot .gtitle,
-.js-plotly-plot .annotation-text { font-size: 17px !important; }
-header[data-testid="stHeader"], [data-testid="stDecoration"] { display: none; }
-[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; }
-</style>"""
 # ./weights/*.json (gitignored), listed in every weights picker; distilled weights are saved there.
 LOCAL_WEIGHTS = Path(os.environ.get("MBV2_SAVED_WEIGHTS") or Path(__file__).resolve().parents[1] / "weights")
-
-
-def current_view() -> str:
-    """The view picked in the sidebar, kept in the URL so a link opens the same view."""
-    names = list(VIEWS)
-    slugs = {name: name.lower().replace(" ", "-") for name in names}
-    requested = st.query_params.get(VIEW_PARAM)
-    default = next((name for name, slug in slugs.items() if slug == requested), names[0])
-    with st.sidebar:
-        st.title("MobileNetV2 Explorer")
-        st.caption("Sandler et al., *Inverted Residuals and Linear Bottlenecks*, CVPR 2018")
-        view = st.radio("View", names, index=names.index(default), key="view")
-        presenting = st.toggle(
-            "Presentation mode", value=st.query_params.get(PRESENTATION_PARAM) == "1", key="presentation",
-            help="Larger type for captions, chart labels, legends and tiles, and less chrome: for a projector.",
-        )
-    st.query_params[VIEW_PARAM] = slugs[view]
-    if presenting:
-        st.query_params[PRESENTATION_PARAM] = "1"
-        st.html(PRESENTATION_CSS)
-    else:
-        st.query_params.pop(PRESENTATION_PARAM, None)
-    return view
-
-
 SPEC_KEY = "spec"
+Result = TypeVar("Result")
 
 
 def default_spec() -> ArchSpec:
@@ -90,8 +65,10 @@ def current_spec() -> ArchSpec:
         try:
             spec = default_spec().with_query(st.query_params)
         except SpecError as error:
-            problems = "\n".join(f"- {problem}" for problem in error.problems)
-            st.warning(f"The architecture in this link cannot be built, so the paper's is shown instead:\n{problems}")
+            st.warning(
+                "The architecture in this link cannot be built, so the paper's is shown instead:\n"
+                + bullets(error.problems)
+            )
             spec = default_spec()
         set_spec(spec)
     return st.session_state[SPEC_KEY]
@@ -108,56 +85,140 @@ def set_spec(spec: ArchSpec) -> None:
             st.query_params[name] = value
 
 
-@st.cache_resource(show_spinner="Counting shapes, parameters and multiply-adds with fvcore…", max_entries=256)
-def analysis_of(spec: ArchSpec) -> Analysis:
-    """Shared by all sessions; `Analysis` is immutable, so sharing it is safe."""
-    return analyse(spec)
-
-
 @st.cache_resource(show_spinner="Looking for weights…", ttl=60)
 def weight_sources() -> list[WeightSource]:
     return available_sources(folders=(LOCAL_WEIGHTS,) if LOCAL_WEIGHTS.is_dir() else ())
 
 
-@st.cache_resource(show_spinner="Loading pretrained weights…", max_entries=4)
-def pretrained(source_name: str) -> nn.Module:
+# Streamlit would hash a WeightSource field by field through `dataclasses.asdict`, copying its 1,000 labels:
+# 12 ms a call. Its own hash (a frozen dataclass's, over the same fields) takes microseconds, and these caches
+# never leave this process, so Python's per-process hash is a sound key.
+SOURCE_HASH = {WeightSource: hash}
+
+
+@st.cache_resource(show_spinner="Loading pretrained weights…", max_entries=4, hash_funcs=SOURCE_HASH)
+def pretrained(source: WeightSource) -> MobileNetV2:
     """One eager model per weight source for the whole server, whatever the number of sessions."""
-    return pretrained_model(source_by_name(source_name))
+    return pretrained_model(source)
 
 
-@st.cache_resource(show_spinner="Preparing the fast inference path…", max_entries=4)
-def fast_pretrained(source_name: str) -> nn.Module:
+@st.cache_resource(show_spinner="Preparing the fast inference path…", max_entries=4, hash_funcs=SOURCE_HASH)
+def fast_pretrained(source: WeightSource) -> FastModel:
     """The same weights with BatchNorm folded in, for classifying only (see `mbv2.fast`)."""
-    return pretrained_model(source_by_name(source_name), fast=True)
+    return fast_model(pretrained_model(source))
 
 
-@st.cache_resource(show_spinner="Measuring which channels matter on the calibration images…", max_entries=4)
-def calibration(source_name: str) -> Calibration:
+@st.cache_resource(
+    show_spinner="Measuring which channels matter on the calibration images…", max_entries=4, hash_funcs=SOURCE_HASH
+)
+def calibration(source: WeightSource) -> Calibration:
     """Input statistics of the pretrained network's layers, for slicing channels (see `mbv2.inherit`)."""
-    return calibrate_on(pretrained(source_name), source_by_name(source_name).preprocessing, calibration_set())
+    return calibrate_on(pretrained(source), source.preprocessing, calibration_set())
 
 
-@st.cache_resource(show_spinner="Inheriting the pretrained weights…", max_entries=8)
-def inherited(spec: ArchSpec, source_name: str) -> Inherited:
+@st.cache_resource(show_spinner="Inheriting the pretrained weights…", max_entries=8, hash_funcs=SOURCE_HASH)
+def inherited(spec: ArchSpec, source: WeightSource) -> Inherited:
     """The edited architecture with the pretrained weights copied, grown or sliced; shared by all sessions."""
-    return inherit(pretrained(source_name), spec, calibration(source_name))
+    return inherit(pretrained(source), spec, calibration(source))
 
 
-@st.cache_resource(show_spinner="Preparing the fast inference path…", max_entries=8)
-def fast_inherited(spec: ArchSpec, source_name: str) -> nn.Module:
-    return fast_model(inherited(spec, source_name).model)
+@st.cache_resource(show_spinner="Preparing the fast inference path…", max_entries=8, hash_funcs=SOURCE_HASH)
+def fast_inherited(spec: ArchSpec, source: WeightSource) -> FastModel:
+    return fast_model(inherited(spec, source).model)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def evaluator(source_name: str, folder: str, limit: int) -> Evaluator:
+def fast_network(spec: ArchSpec, source: WeightSource) -> FastModel:
+    """Classification uses the fast path (`mbv2.fast`): the eager model's logits in a fraction of the time."""
+    return fast_pretrained(source) if spec == source.spec else fast_inherited(spec, source)
+
+
+@st.cache_data(max_entries=256, show_spinner=False, hash_funcs=SOURCE_HASH)
+def predictions(spec: ArchSpec, source: WeightSource, image: Image.Image) -> list[Prediction]:
+    """Shared by all sessions: a class classifying the same sample is one inference."""
+    return on_inference_thread(classify, fast_network(spec, source), source, image)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=SOURCE_HASH)
+def evaluator(source: WeightSource, folder: str, limit: int) -> Evaluator:
     """One per weights and image set, shared: its predictions are cached on disk as well."""
     return Evaluator(
-        source_by_name(source_name), image_set(folder, limit), calibration_set(), model=pretrained(source_name),
-        calibration=calibration(source_name),
+        source, image_set(folder, limit), calibration_set(), model=pretrained(source), calibration=calibration(source)
     )
 
 
-Result = TypeVar("Result")
+# --- inside a block: activations of the eager model, through hooks ---------------------------
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading pretrained weights…", hash_funcs=SOURCE_HASH)
+def hookable_model(spec: ArchSpec, source: WeightSource) -> tuple[MobileNetV2, threading.Lock]:
+    """A private copy of the shared model (with inherited weights), so the ablation's hooks never
+    reach the Classify view, and a lock, so two sessions never hook it at once."""
+    return copy.deepcopy(inherited(spec, source).model), threading.Lock()
+
+
+def _with_model(spec: ArchSpec, source: WeightSource, compute: Callable[[MobileNetV2], Result]) -> Result:
+    model, lock = hookable_model(spec, source)
+    with lock:
+        return compute(model)
+
+
+def _batch(source: WeightSource, spec: ArchSpec, images: list[Image.Image]) -> torch.Tensor:
+    preprocessing = source.preprocessing.at_resolution(spec.resolution)
+    return torch.stack([preprocessing(image) for image in images])
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the image through the network…", hash_funcs=SOURCE_HASH)
+def captured(spec: ArchSpec, source: WeightSource, image: Image.Image, index: int) -> BlockActivations:
+    batch = _batch(source, spec, [image])
+    return _with_model(spec, source, lambda model: capture_block(model, batch, index))
+
+
+@st.cache_data(max_entries=16, show_spinner="Counting zeros and negatives in every block…", hash_funcs=SOURCE_HASH)
+def activation_statistics(spec: ArchSpec, source: WeightSource, image: Image.Image) -> tuple[BlockStatistics, ...]:
+    batch = _batch(source, spec, [image])
+    return _with_model(spec, source, lambda model: block_statistics(model, batch))
+
+
+@st.cache_data(
+    max_entries=16, show_spinner="Running the image with and without ReLU6 in the bottlenecks…",
+    hash_funcs=SOURCE_HASH,
+)
+def ablated(spec: ArchSpec, source: WeightSource, image: Image.Image) -> AblationLogits:
+    batch = _batch(source, spec, [image])
+    return _with_model(spec, source, lambda model: bottleneck_logits(model, batch))
+
+
+ABLATION_CHUNK = 10  # images per forward pass of the labelled ablation: bounded memory
+
+
+@st.cache_data(
+    max_entries=4, show_spinner="Classifying the labelled images three ways (about a minute)…", hash_funcs=SOURCE_HASH
+)
+def labelled_ablation(spec: ArchSpec, source: WeightSource, folder: str, limit: int) -> dict[str, float]:
+    """Top-1 (%) over `limit` images of a labelled folder for each of `AblationLogits`'s variants: as trained,
+    with ReLU6 bottlenecks, and with the control."""
+    images = image_set(folder, limit)
+    if not images.is_labelled:
+        raise EvaluationError(f"{folder} has images without labels; name them <synset>_*.JPEG or use subfolders.")
+    labels = torch.tensor(images.labels)
+    parts = []
+    for start in range(0, len(images.paths), ABLATION_CHUNK):
+        paths = images.paths[start : start + ABLATION_CHUNK]
+        batch = _batch(source, spec, [open_image(path.read_bytes(), name=path.name) for path in paths])
+        parts.append(_with_model(spec, source, lambda model: bottleneck_logits(model, batch)))
+    return {
+        variant.name: 100 * top1_accuracy(torch.cat([getattr(part, variant.name) for part in parts]), labels)
+        for variant in fields(AblationLogits)
+    }
+
+
+@st.cache_data(show_spinner="Averaging the round trip over random matrices…")
+def relu_loss_curve() -> dict[int, Loss]:
+    """Figure 1's losses for every n, averaged over random matrices: the same for everyone, so computed once."""
+    return loss_curve()
+
+
+# --- one thread for every session's forward passes ---------------------------------------------
 
 
 @st.cache_resource
@@ -173,7 +234,3 @@ def on_inference_thread(work: Callable[..., Result], *args: object) -> Result:
     sessions classifying together held about 10 MiB of freed activations each.
     """
     return _inference_thread().submit(work, *args).result()
-
-
-def source_by_name(name: str) -> WeightSource:
-    return next(source for source in weight_sources() if source.name == name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import streamlit as st
@@ -25,6 +26,11 @@ def literal(text: str) -> str:
     """`text` escaped so Streamlit's Markdown (captions, messages) shows it as typed: a file name
     such as "**x**.png" or "[x](y).png" is a name, not formatting or a link."""
     return _MARKDOWN_SYNTAX.sub(r"\\\1", text)
+
+
+def bullets(items: Iterable[str]) -> str:
+    """A Markdown list, one item a line: how every message shows several problems or notes at once."""
+    return "\n".join(f"- {item}" for item in items)
 
 
 def sample_images() -> dict[str, Path]:

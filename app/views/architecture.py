@@ -11,8 +11,8 @@ import streamlit as st
 import charts
 import state
 from heavy import run_queued
-from widgets import literal
-from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow
+from widgets import bullets, literal
+from mbv2.analysis import CONVENTIONS, Analysis, Convention, LayerRow, analyse
 from mbv2.errors import MBV2Error, SpecError
 from mbv2.jsonfile import json_text
 from mbv2.layertime import PROFILE_SETTINGS, LayerProfile, profile_layers
@@ -58,8 +58,7 @@ def render() -> None:
         edited = spec.replace(blocks=blocks_from_rows(rows), width_mult=width, resolution=resolution, padding=padding)
     except SpecError as error:
         with controls_column:
-            problems = "\n".join(f"- {problem}" for problem in error.problems)
-            st.error(f"**This architecture cannot be built:**\n{problems}")
+            st.error(f"**This architecture cannot be built:**\n{bullets(error.problems)}")
             st.caption("The numbers below are still those of the last architecture that could be built.")
     else:
         if edited != spec:
@@ -67,8 +66,11 @@ def render() -> None:
             spec = edited
         if notes := shape_notes(spec):
             with controls_column:
-                st.info("\n".join(f"- {note}" for note in notes), icon=":material/straighten:")
-    _results(state.analysis_of(spec), state.analysis_of(ArchSpec()), convention)
+                st.info(bullets(notes), icon=":material/straighten:")
+    with st.spinner("Counting shapes, parameters and multiply-adds with fvcore…"):
+        # `analyse` keeps its own process-wide cache (see state.py), so an edit back is instant here too.
+        analysis, paper = analyse(spec), analyse(ArchSpec())
+    _results(analysis, paper, convention)
     _layer_times(spec)
 
 
@@ -221,8 +223,7 @@ def _import_spec() -> None:
     try:
         spec = ArchSpec.from_json(json_text(upload.getvalue()))
     except SpecError as error:
-        problems = "\n".join(f"- {problem}" for problem in error.problems)
-        st.session_state[IMPORT_ERROR_KEY] = f"**{literal(upload.name)} cannot be loaded:**\n{problems}"
+        st.session_state[IMPORT_ERROR_KEY] = f"**{literal(upload.name)} cannot be loaded:**\n{bullets(error.problems)}"
     except ValueError as error:  # too large, or not UTF-8
         st.session_state[IMPORT_ERROR_KEY] = f"**{literal(upload.name)} cannot be loaded:** {error}"
     else:

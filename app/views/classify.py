@@ -9,10 +9,9 @@ from PIL import Image
 import charts
 import state
 from mbv2.attention import AttentionMap, class_activation_map
-from mbv2.classify import Prediction, classify
+from mbv2.classify import Prediction
 from mbv2.compare import label
 from mbv2.errors import MBV2Error
-from mbv2.fast import FastModel
 from mbv2.inherit import OUTCOME_MEANINGS, InheritanceReport
 from mbv2.spec import ArchSpec
 from mbv2.weights import WeightSource
@@ -57,9 +56,9 @@ def render() -> None:
     edited = spec != source.spec
     try:
         with st.spinner(f"Classifying {name}…"):
-            predictions = predict(spec, source.name, image)
-            original = predict(source.spec, source.name, image) if edited else None
-            report = state.inherited(spec, source.name).report if edited else None
+            predictions = state.predictions(spec, source, image)
+            original = state.predictions(source.spec, source, image) if edited else None
+            report = state.inherited(spec, source).report if edited else None
     except MBV2Error as error:
         result_column.error(str(error))
         return
@@ -89,25 +88,15 @@ def _top5(predictions: list[Prediction], title: str) -> None:
     st.plotly_chart(charts.top_k_figure(predictions), key=f"top5-{title}")
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def predict(spec: ArchSpec, source_name: str, image: Image.Image) -> list[Prediction]:
-    """Shared by all sessions: a class classifying the same sample is one inference."""
-    source = state.source_by_name(source_name)
-    return state.on_inference_thread(classify, _fast_network(spec, source), source, image)
-
-
-def _fast_network(spec: ArchSpec, source: WeightSource) -> FastModel:
-    """Classification uses the fast path (`mbv2.fast`): the eager model's logits in a fraction of the time."""
-    return state.fast_pretrained(source.name) if spec == source.spec else state.fast_inherited(spec, source.name)
-
-
 def _attention(spec: ArchSpec, source: WeightSource, image: Image.Image, name: str, edited: bool) -> None:
     """Grad-CAM of each network's top class, over the image it saw."""
     networks = {"Your architecture": spec, "Original (as trained)": source.spec} if edited else {"The network": spec}
     try:
         with st.spinner(f"Tracing {name}'s top class back to the image (Grad-CAM)…"):
             maps: dict[str, AttentionMap] = {
-                title: state.on_inference_thread(class_activation_map, _fast_network(network, source), source, image)
+                title: state.on_inference_thread(
+                    class_activation_map, state.fast_network(network, source), source, image
+                )
                 for title, network in networks.items()
             }
     except MBV2Error as error:

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 import charts
 import state
@@ -25,7 +23,6 @@ from mbv2.compare import (
     ConfigSummary,
     NamedConfig,
     label,
-    pareto_front,
     summarise,
     tf_slim_presets,
 )
@@ -40,6 +37,7 @@ from mbv2.jsonfile import json_text, parse_json
 from mbv2.latency import BUSY_SPREAD, LatencyResult, LatencySettings, Progress, measure_specs
 from mbv2.spec import ArchSpec
 from mbv2.sweeptable import SUFFIXES as SWEEP_SUFFIXES, read_table
+from mbv2.weights import WeightSource
 
 CONFIGS_KEY = "compare_configs"  # name -> ArchSpec, in the order they were added
 LATENCY_KEY = "compare_latency"  # (ArchSpec, LatencySettings) -> LatencyResult, measured in this session
@@ -57,7 +55,7 @@ Result = TypeVar("Result")
 
 @dataclass(frozen=True)
 class AccuracySettings:
-    weights: str  # a weight source's name
+    weights: WeightSource
     folder: str
     limit: int
 
@@ -406,11 +404,12 @@ def _accuracy_controls(
 ) -> tuple[AccuracySettings | None, dict[str, ArchSpec]]:
     """Where accuracy is measured, and what to measure if the button was clicked."""
     sources = state.weight_sources()
-    names = [source.name for source in sources if source.is_available_offline()] or [sources[0].name]
+    offline = {source.name: source for source in sources if source.is_available_offline()}
+    choices = offline or {sources[0].name: sources[0]}
     weights_column, folder_column, limit_column, button_column = st.columns(
         [2, 3, 1, 2], vertical_alignment="bottom"
     )
-    weights = weights_column.selectbox("Weights to inherit from", names, key="compare_weights")
+    weights = weights_column.selectbox("Weights to inherit from", list(choices), key="compare_weights")
     folder = folder_column.text_input(
         "Labelled images (a folder)", value=str(default_image_folder() or ""), key="compare_images",
         help="Files named <synset>_*.JPEG, or one subfolder per synset as in ImageNet's validation set. Set "
@@ -421,7 +420,7 @@ def _accuracy_controls(
         button_column.button("Measure top-1", key="compare_score", disabled=True)
         st.caption(f"To measure accuracy, type a folder of labelled ImageNet images (or set {IMAGENET_ENV}).")
         return None, {}
-    settings = AccuracySettings(weights, folder.strip(), int(limit))
+    settings = AccuracySettings(choices[weights], folder.strip(), int(limit))
     pending = {name: spec for name, spec in configs.items() if (spec, settings) not in scored}
     clicked = button_column.button(
         f"Measure top-1 ({len(pending)} to go)" if pending else "All measured",
@@ -474,7 +473,7 @@ def _pareto(
             st.caption(f"{len(summaries) - len(plotted)} configuration(s) not measured yet: press Measure latency.")
     else:
         plotted = summaries
-    st.plotly_chart(pareto_figure(plotted, axis), width="stretch")
+    st.plotly_chart(charts.pareto_figure(plotted, latency=axis == LATENCY_AXIS), width="stretch")
     st.caption(
         "Circles: your configurations; the ringed ones, joined by the dashed line, are those for which no other "
         "configuration has both fewer multiply-adds and a lower value on the vertical axis. "
@@ -509,13 +508,11 @@ def _accuracy_plot(
     if settings is None or not plotted:
         return
     evaluation = accuracies[plotted[0].name]
-    own = state.evaluator(settings.weights, settings.folder, settings.limit).evaluate(
-        state.source_by_name(settings.weights).spec
-    )
+    own = state.evaluator(settings.weights, settings.folder, settings.limit).evaluate(settings.weights.spec)
     st.caption(
         f"Circles: {metric.lower()} measured with inherited weights, no training, on {evaluation.images} images from "
         f"{evaluation.folder}; the ringed ones, joined by the dashed line, are those no other configuration beats "
-        f"on both accuracy and cost. The weights as trained ({settings.weights}) score {own.describe()}. "
+        f"on both accuracy and cost. The weights as trained ({settings.weights.name}) score {own.describe()}. "
         + ("Stars: the same configurations after distillation (below). " if recover.distilled_points(
             plotted, settings, by_latency) else "")
         + ("" if by_latency else f"Diamonds: TF-slim's published top-1 of trained networks on all 50,000 ImageNet "
@@ -606,71 +603,6 @@ def _block_importance(settings: AccuracySettings) -> None:
         width="stretch",
     )
     st.caption(f"The full network: {full.describe()}. Each bar: points lost without that block alone.")
-
-
-def pareto_figure(summaries: list[ConfigSummary], axis: str) -> go.Figure:
-    """MAdds (paper convention) against latency or params; TF-slim's points as their own series."""
-    latency = axis == LATENCY_AXIS
-    figure = make_subplots(specs=[[{"secondary_y": latency}]])
-    xs = [summary.madds_paper / 1e6 for summary in summaries]
-    ys = [summary.latency.median_ms if latency else summary.params / 1e6 for summary in summaries]
-    front = pareto_front(list(zip(xs, ys)))
-    references = TF_SLIM_REFERENCES
-    figure.add_trace(
-        go.Scatter(
-            x=[reference.macs_m for reference in references],
-            y=[reference.pixel1_ms if latency else reference.params_m for reference in references],
-            mode="markers",
-            marker=dict(symbol="diamond", size=9, color="#8b949e"),
-            name="TF-slim published (Pixel 1 latency)" if latency else "TF-slim published",
-            text=[
-                f"{reference.name}<br>top-1 {reference.top1}%, top-5 {reference.top5}%<br>"
-                f"{reference.params_m}M params, Pixel 1 {reference.pixel1_ms} ms"
-                for reference in references
-            ],
-            hovertemplate="%{text}<br>%{x}M MACs<extra>TF-slim README</extra>",
-        ),
-        secondary_y=latency or None,
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=[xs[index] for index in front],
-            y=[ys[index] for index in front],
-            mode="lines+markers",
-            line=dict(dash="dash", color="#1f6feb", width=1.5),
-            marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#1f6feb", width=1.5)),
-            name="Pareto front (ringed)",
-            hoverinfo="skip",
-        )
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            mode="markers+text",
-            marker=dict(size=11, color="#1f6feb"),
-            text=[summary.name for summary in summaries],
-            textposition="middle right",
-            cliponaxis=False,
-            name="Your configurations (this CPU)" if latency else "Your configurations",
-            hovertemplate="%{text}<br>%{x:.1f}M MAdds<br>%{y:.2f}<extra></extra>",
-        )
-    )
-    figure.update_xaxes(title_text="Multiply-adds, paper convention (millions)", rangemode="tozero")
-    figure.update_yaxes(
-        title_text="Median latency on this CPU (ms)" if latency else "Parameters (millions)", rangemode="tozero"
-    )
-    if latency:
-        figure.update_yaxes(
-            title_text="Pixel 1 latency, TF-Lite (ms, published)", secondary_y=True, rangemode="tozero",
-            showgrid=False, tickmode="auto",
-        )
-    figure.update_layout(
-        height=480,
-        margin=dict(l=10, r=10, t=30, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-    )
-    return figure
 
 
 def _export_files(spec: ArchSpec) -> tuple[bytes, str, bytes]:

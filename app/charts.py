@@ -37,13 +37,11 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return str(shape[-1])
 
 
-def stage_text(row: LayerRow, analysis: Analysis) -> str:
+def stage_text(row: LayerRow) -> str:
     """Which row of the bottleneck table a layer belongs to: "stem", "row 3" or "head"."""
-    if row.stage == 0:
-        return "stem"
-    if row.stage > len(analysis.spec.blocks):
-        return "head"
-    return f"row {row.stage}"
+    if row.plan is not None:
+        return f"row {row.plan.stage}"
+    return "stem" if row.kind == "stem" else "head"
 
 
 def position_text(row: LayerRow) -> str:
@@ -68,7 +66,7 @@ def cost_figure(analysis: Analysis, convention: Convention) -> go.Figure:
         share = sum(row.madds(convention) for row in rows) / total_madds
         share_text = f"{share:.0%}" if share >= 0.01 else f"{share:.1%}"
         hover = [
-            f"{position_text(row)} {kind} ({stage_text(row, analysis)})<br>{shape_text(row.input_shape)} → "
+            f"{position_text(row)} {kind} ({stage_text(row)})<br>{shape_text(row.input_shape)} → "
             f"{shape_text(row.output_shape)}<br>MAdds {row.madds(convention):,}<br>params {row.params:,}"
             for row in rows
         ]
@@ -91,7 +89,7 @@ def channel_figure(analysis: Analysis) -> go.Figure:
     convs = [row for row in analysis.rows if row.kind in CONV_KINDS]
     channels = [convs[0].input_shape[1]] + [row.output_shape[1] for row in convs]
     labels = [f"input image: {shape_text(convs[0].input_shape)}"] + [
-        f"{position_text(row)} {row.kind} ({stage_text(row, analysis)}): {shape_text(row.output_shape)}"
+        f"{position_text(row)} {row.kind} ({stage_text(row)}): {shape_text(row.output_shape)}"
         for row in convs
     ]
     # Steps hold each value until the next layer; repeating the last point gives it a width too.

@@ -25,6 +25,8 @@ from mbv2.model import InvertedResidual, MobileNetV2
 from mbv2.spec import BlockPlan
 
 RELU6_CEILING = 6.0
+# What each of a block's parts makes, by its role (`InvertedResidual.parts`): the names used below.
+_OUTPUT_OF_ROLE = {"expand": "expanded", "depthwise": "depthwise", "project": "projected"}
 
 
 def inverted_residuals(model: MobileNetV2) -> dict[int, InvertedResidual]:
@@ -66,9 +68,7 @@ def capture_block(model: MobileNetV2, batch: torch.Tensor, index: int) -> BlockA
 
         return hook
 
-    watched = {"depthwise": block.depthwise, "projected": block.project, "output": block}
-    if block.expand is not None:
-        watched["expanded"] = block.expand
+    watched = {**_outputs_of_parts(block), "output": block}
     with _hooks([module.register_forward_hook(keep(name)) for name, module in watched.items()]):
         model(batch)
     return BlockActivations(index=index, plan=block.plan, expanded=seen.get("expanded"), **{
@@ -165,10 +165,9 @@ def block_statistics(model: MobileNetV2, batch: torch.Tensor) -> tuple[BlockStat
     blocks = inverted_residuals(model)
     handles = []
     for index, block in blocks.items():
-        watched = {"depthwise": block.depthwise, "projected": block.project}
-        if block.expand is not None:
-            watched["expanded"] = block.expand
-        handles += [module.register_forward_hook(count(index, name)) for name, module in watched.items()]
+        handles += [
+            module.register_forward_hook(count(index, name)) for name, module in _outputs_of_parts(block).items()
+        ]
     with _hooks(handles):
         model(batch)
     return tuple(
@@ -181,6 +180,11 @@ def block_statistics(model: MobileNetV2, batch: torch.Tensor) -> tuple[BlockStat
         )
         for index, block in blocks.items()
     )
+
+
+def _outputs_of_parts(block: InvertedResidual) -> dict[str, nn.Module]:
+    """The module that makes each of the block's tensors, by the tensor's name ("expanded" only when t > 1)."""
+    return {_OUTPUT_OF_ROLE[role]: block.part(role) for role in block.parts}
 
 
 def stage_statistics(blocks: tuple[BlockStatistics, ...]) -> tuple[StageStatistics, ...]:

@@ -176,7 +176,8 @@ def _summary_record(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerR
         "latency_ms": None if summary.latency is None else summary.latency.median_ms,
     }
     if layers is not None:
-        record["layers"] = [asdict(row) for row in layers]
+        # A layer's block plan follows from "spec" above; the layers keep to what was measured.
+        record["layers"] = [{name: value for name, value in asdict(row).items() if name != "plan"} for row in layers]
     return record
 
 

@@ -112,7 +112,8 @@ def layers_of(model: MobileNetV2) -> list[Layer]:
             add((*where, "expand"), block.expand[0], block.expand[1], space, hidden)
         add((*where, "depthwise"), block.depthwise[0], block.depthwise[1], hidden, hidden)
         writes = space if plan.has_residual else f"bottleneck {index}"
-        add((*where, "project"), block.conv[-2], block.project, hidden, writes)
+        project, project_norm = (block.get_submodule(name) for name in block.parts["project"])
+        add((*where, "project"), project, project_norm, hidden, writes)
         space = writes
     last = model.features[-1]
     add(("last conv",), last[0], last[1], space, "last")

@@ -54,29 +54,45 @@ class InvertedResidual(nn.Module):
         super().__init__()
         self.plan = plan
         hidden = plan.hidden_channels
-        layers: list[nn.Module] = []
+        roles: dict[str, list[nn.Module]] = {}
         if plan.has_expansion:
-            layers.append(conv_bn_relu6(plan.in_channels, hidden, 1, 1, 1, padding))
-        layers += [
-            conv_bn_relu6(hidden, hidden, 3, plan.stride, hidden, padding),
+            roles["expand"] = [conv_bn_relu6(plan.in_channels, hidden, 1, 1, 1, padding)]
+        roles["depthwise"] = [conv_bn_relu6(hidden, hidden, 3, plan.stride, hidden, padding)]
+        roles["project"] = [
             nn.Conv2d(hidden, plan.out_channels, 1, bias=False),
             nn.BatchNorm2d(plan.out_channels),
         ]
-        self.conv = nn.Sequential(*layers)
+        # One flat `conv` sequence, as torchvision names it, so its state_dicts load key for key.
+        self.conv = nn.Sequential(*(module for modules in roles.values() for module in modules))
+        self._parts: dict[str, tuple[str, ...]] = {}
+        position = 0
+        for role, modules in roles.items():
+            self._parts[role] = tuple(f"conv.{position + offset}" for offset in range(len(modules)))
+            position += len(modules)
         self.use_res_connect = plan.has_residual
 
     @property
+    def parts(self) -> dict[str, tuple[str, ...]]:
+        """Each role ("expand", "depthwise", "project") and the names of its modules within the block,
+        in order; the last one's output is the role's output. A block with t = 1 has no "expand"."""
+        return dict(self._parts)
+
+    def part(self, role: str) -> nn.Module:
+        """The module whose output is `role`'s output: where to hook it. KeyError for a role the block lacks."""
+        return self.get_submodule(self._parts[role][-1])
+
+    @property
     def expand(self) -> nn.Module | None:
-        return self.conv[0] if self.plan.has_expansion else None
+        return self.part("expand") if "expand" in self._parts else None
 
     @property
     def depthwise(self) -> nn.Module:
-        return self.conv[-3]
+        return self.part("depthwise")
 
     @property
     def project(self) -> nn.Module:
         """The BatchNorm that ends the linear projection: its output is the bottleneck."""
-        return self.conv[-1]
+        return self.part("project")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_res_connect:

@@ -347,7 +347,7 @@ def layer_table(analysis: Analysis, convention: Convention) -> pd.DataFrame:
         [
             {
                 "layer": charts.position_text(row),
-                "table row": charts.stage_text(row, analysis),
+                "table row": charts.stage_text(row),
                 "kind": row.kind,
                 "input": charts.shape_text(row.input_shape),
                 "output": charts.shape_text(row.output_shape),

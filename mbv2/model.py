@@ -37,13 +37,18 @@ def same_padding(size: int, kernel: int, stride: int) -> int:
 
 
 def conv_bn_relu6(
-    in_channels: int, out_channels: int, kernel: int, stride: int, groups: int, padding: str
+    in_channels: int, out_channels: int, *, kernel: int, stride: int, groups: int, padding: str
 ) -> nn.Sequential:
     """Conv → BatchNorm → ReLU6, the unit torchvision calls Conv2dNormActivation."""
     if padding == "tf_same" and stride > 1:
-        conv: nn.Conv2d = TFSameConv2d(in_channels, out_channels, kernel, stride, 0, groups=groups, bias=False)
+        conv: nn.Conv2d = TFSameConv2d(
+            in_channels, out_channels, kernel_size=kernel, stride=stride, padding=0, groups=groups, bias=False
+        )
     else:
-        conv = nn.Conv2d(in_channels, out_channels, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
+        conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size=kernel, stride=stride, padding=(kernel - 1) // 2, groups=groups,
+            bias=False,
+        )
     return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU6(inplace=True))
 
 
@@ -56,10 +61,12 @@ class InvertedResidual(nn.Module):
         hidden = plan.hidden_channels
         roles: dict[str, list[nn.Module]] = {}
         if plan.has_expansion:
-            roles["expand"] = [conv_bn_relu6(plan.in_channels, hidden, 1, 1, 1, padding)]
-        roles["depthwise"] = [conv_bn_relu6(hidden, hidden, 3, plan.stride, hidden, padding)]
+            roles["expand"] = [conv_bn_relu6(plan.in_channels, hidden, kernel=1, stride=1, groups=1, padding=padding)]
+        roles["depthwise"] = [
+            conv_bn_relu6(hidden, hidden, kernel=3, stride=plan.stride, groups=hidden, padding=padding)
+        ]
         roles["project"] = [
-            nn.Conv2d(hidden, plan.out_channels, 1, bias=False),
+            nn.Conv2d(hidden, plan.out_channels, kernel_size=1, bias=False),
             nn.BatchNorm2d(plan.out_channels),
         ]
         # One flat `conv` sequence, as torchvision names it, so its state_dicts load key for key.
@@ -104,9 +111,13 @@ class MobileNetV2(nn.Module):
     def __init__(self, spec: ArchSpec, dropout: float = 0.2, initialise: bool = True):
         super().__init__()
         self.spec = spec
-        layers: list[nn.Module] = [conv_bn_relu6(3, spec.stem_out, 3, 2, 1, spec.padding)]
+        layers: list[nn.Module] = [conv_bn_relu6(3, spec.stem_out, kernel=3, stride=2, groups=1, padding=spec.padding)]
         layers += [InvertedResidual(plan, spec.padding) for plan in spec.block_plans]
-        layers.append(conv_bn_relu6(spec.block_plans[-1].out_channels, spec.last_out, 1, 1, 1, spec.padding))
+        layers.append(
+            conv_bn_relu6(
+                spec.block_plans[-1].out_channels, spec.last_out, kernel=1, stride=1, groups=1, padding=spec.padding
+            )
+        )
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(spec.last_out, spec.num_classes))
         if initialise:

@@ -25,6 +25,7 @@ with warnings.catch_warnings():
 from mbv2.budget import PROCESS_BUDGET
 from mbv2.cost import traced_bytes
 from mbv2.model import InvertedResidual, MobileNetV2, build_model
+from mbv2.hooks import temporary_hooks
 from mbv2.spec import ArchSpec, BlockPlan
 
 Convention = Literal["paper", "fvcore"]
@@ -154,19 +155,17 @@ def _shapes(model: nn.Module, example: torch.Tensor, names: set[str]) -> dict[st
     """
     shapes: dict[str, tuple[int, ...]] = {}
 
-    def record(name: str):
+    def keep_shapes(name: str):
         def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             shapes[f"{name}:in"] = tuple(inputs[0].shape)
             shapes[f"{name}:out"] = tuple(output.shape)
 
         return hook
 
-    hooks = [module.register_forward_hook(record(name)) for name, module in model.named_modules() if name in names]
-    try:
+    with temporary_hooks(
+        [module.register_forward_hook(keep_shapes(name)) for name, module in model.named_modules() if name in names]
+    ):
         model(example)
-    finally:
-        for hook in hooks:
-            hook.remove()
     return shapes
 
 

@@ -176,7 +176,7 @@ def pretrained(source_name: str) -> nn.Module:
 @st.cache_resource(show_spinner="Preparing the fast inference path…", max_entries=4)
 def fast_pretrained(source_name: str) -> nn.Module:
     """The same weights with BatchNorm folded in, for classifying only (see `mbv2.fast`)."""
-    return pretrained_model(source_by_name(source_name), fast=True)
+    return fast_model(pretrained_model(source_by_name(source_name)))
 
 
 @st.cache_resource(show_spinner="Measuring which channels matter on the calibration images…", max_entries=4)

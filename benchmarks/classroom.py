@@ -133,11 +133,12 @@ def expected_answers() -> Expected:
 
     from mbv2.analysis import analyse
     from mbv2.classify import classify, pretrained_model
+    from mbv2.fast import fast_model
     from mbv2.spec import ArchSpec
     from mbv2.weights import available_sources
 
     source = next(source for source in available_sources() if source.is_available_offline())
-    model = pretrained_model(source, fast=True)
+    model = fast_model(pretrained_model(source))
     samples = sorted(path for path in (ROOT / "sample_images").iterdir() if path.suffix == ".jpg")
     return Expected(
         params_by_width={width: f"{analyse(ArchSpec(width_mult=width)).params:,}" for width in WIDTHS},

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from mbv2.analysis import CONVENTIONS, LayerRow, analyse
 from mbv2.classify import classify, pretrained_model
 from mbv2.compare import (
-    PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, label, summarise,
+    PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, export_stem, label, summarise,
 )
 from mbv2.device import available_cores
 from mbv2.distill import DistillationSettings, recover
@@ -339,7 +339,7 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         model, origin = seeded_model(_spec(args)), "random weights (seed 0)"
     spec = model.spec
     name = label(spec.width_mult, spec.resolution)
-    files = write_all(model, Path(args.out), stem="mobilenet_v2_" + name.replace("/", "_"))
+    files = write_all(model, Path(args.out), stem=export_stem(spec.width_mult, spec.resolution))
     print(f"MobileNetV2 {name} with {origin}:")
     for kind, path in (
         ("TorchScript (traced)", files.torchscript),

@@ -28,6 +28,11 @@ def label(width_mult: float, resolution: int) -> str:
     return f"{float(width_mult)}/{resolution}"
 
 
+def export_stem(width_mult: float, resolution: int) -> str:
+    """"mobilenet_v2_1.0_224": TF-slim's checkpoint name, which exported files are named after."""
+    return "mobilenet_v2_" + label(width_mult, resolution).replace("/", "_")
+
+
 @dataclass(frozen=True)
 class Reference:
     """One published TF-slim checkpoint. TF-slim counts no BatchNorm parameters and has 1001 classes."""
@@ -42,7 +47,7 @@ class Reference:
 
     @property
     def name(self) -> str:
-        return "mobilenet_v2_" + label(self.width_mult, self.resolution).replace("/", "_")
+        return export_stem(self.width_mult, self.resolution)
 
 
 TF_SLIM_REFERENCES: tuple[Reference, ...] = tuple(

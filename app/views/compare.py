@@ -24,6 +24,7 @@ from mbv2.compare import (
     TF_SLIM_SOURCE,
     ConfigSummary,
     NamedConfig,
+    export_stem,
     label,
     pareto_front,
     summarise,
@@ -687,7 +688,7 @@ def _exports(configs: dict[str, ArchSpec]) -> None:
     st.subheader("Export")
     name = st.selectbox("Configuration to export", list(configs), key="compare_export_name")
     spec = configs[name]
-    stem = "mobilenet_v2_" + _spec_label(spec).replace("/", "_")
+    stem = export_stem(spec.width_mult, spec.resolution)
     st.caption(
         "TorchScript is traced at the configuration's resolution; the operator list is the YAML that PyTorch's "
         "mobile custom build takes (`torch.jit.export_opnames`). The model files hold random weights (seed 0); "

@@ -7,7 +7,7 @@ from plotly.subplots import make_subplots
 
 from mbv2.analysis import LAYER_KINDS, Analysis, Convention, LayerRow
 from mbv2.classify import Prediction
-from mbv2.compare import pareto_front
+from mbv2.compare import TF_SLIM_SOURCE_SHORT, pareto_front
 from mbv2.layertime import LayerProfile
 
 KIND_COLORS = {
@@ -158,7 +158,7 @@ def accuracy_figure(
                 x=[cost for _, cost, _ in published], y=[top1 for _, _, top1 in published], mode="markers",
                 marker=dict(symbol="diamond", size=9, color="#8b949e"), name="TF-slim published (trained)",
                 text=[name for name, _, _ in published],
-                hovertemplate="%{text}<br>%{x}M MACs, top-1 %{y}%<extra>TF-slim README</extra>",
+                hovertemplate=f"%{{text}}<br>%{{x}}M MACs, top-1 %{{y}}%<extra>{TF_SLIM_SOURCE_SHORT}</extra>",
             )
         )
     front = pareto_front([(cost, -score) for cost, score in zip(costs, scores)])

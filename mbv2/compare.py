@@ -21,6 +21,7 @@ TF_SLIM_SOURCE = (
     "TF-slim, tensorflow/models research/slim/nets/mobilenet/README.md "
     "(Mobilenet V2 Imagenet Checkpoints; latency: TF-Lite on one large core of a Pixel 1)"
 )
+TF_SLIM_SOURCE_SHORT = "TF-slim README"  # the same source where there is room for a name only (a plot's hover)
 
 
 def label(width_mult: float, resolution: int) -> str:

@@ -22,6 +22,7 @@ from widgets import literal
 from mbv2.compare import (
     TF_SLIM_REFERENCES,
     TF_SLIM_SOURCE,
+    TF_SLIM_SOURCE_SHORT,
     ConfigSummary,
     NamedConfig,
     export_stem,
@@ -629,7 +630,7 @@ def pareto_figure(summaries: list[ConfigSummary], axis: str) -> go.Figure:
                 f"{reference.params_m}M params, Pixel 1 {reference.pixel1_ms} ms"
                 for reference in references
             ],
-            hovertemplate="%{text}<br>%{x}M MACs<extra>TF-slim README</extra>",
+            hovertemplate=f"%{{text}}<br>%{{x}}M MACs<extra>{TF_SLIM_SOURCE_SHORT}</extra>",
         ),
         secondary_y=latency or None,
     )

@@ -48,8 +48,7 @@ from mbv2.weights import (
     WeightSource,
     available_sources,
     environment_sources,
-    local_source,
-    sources_in_folder,
+    sources_at,
 )
 
 
@@ -78,12 +77,9 @@ def _spec(args: argparse.Namespace, default: ArchSpec = ArchSpec()) -> ArchSpec:
 def _weight_source(path: str | None) -> WeightSource:
     """--weights PATH, else the first source usable offline (MBV2_WEIGHTS first, then torchvision's cache)."""
     if path is not None:
-        folder = Path(path)
-        if not folder.is_dir():
-            return local_source(folder)
-        sources = sources_in_folder(folder)
-        if not sources:
-            raise WeightsUnavailableError(f"{folder} holds no .json weights description; point --weights at one.")
+        sources = sources_at(path)
+        if not sources:  # only a folder can name none
+            raise WeightsUnavailableError(f"{Path(path)} holds no .json weights description; point --weights at one.")
         return sources[0]
     # MBV2_WEIGHTS first, on its own: listing torchvision's sources imports torchvision (a second).
     offline = [source for source in environment_sources() if source.is_available_offline()]

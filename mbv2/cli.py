@@ -17,7 +17,7 @@ from tqdm import tqdm
 from mbv2.analysis import CONVENTIONS, LayerRow, analyse
 from mbv2.classify import classify, pretrained_model
 from mbv2.compare import (
-    PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, export_stem, label, summarise,
+    PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, export_stem, size_name, summarise,
 )
 from mbv2.device import available_cores
 from mbv2.distill import DistillationSettings, recover
@@ -117,7 +117,7 @@ def _summary(args: argparse.Namespace) -> int:
         return 0
     if layers is not None:
         print(_layer_table(layers))
-    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
+    print(f"MobileNetV2 {size_name(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
     for convention, meaning in CONVENTIONS.items():
         madds = summary.madds_paper if convention == "paper" else summary.madds_fvcore
         print(f"  {madds / 1e6:8.1f}M multiply-adds  ({meaning})")
@@ -224,7 +224,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**evaluation.to_dict(), "inheritance": inheritance.summary() if inheritance else None}))
         return 0
-    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)} with {source.name}")
+    print(f"MobileNetV2 {size_name(spec.width_mult, spec.resolution)} with {source.name}")
     if inheritance is not None:
         print(f"  inherited weights, no training: {inheritance.summary()}")
     print(f"  {evaluation.describe()}")
@@ -248,8 +248,8 @@ def _recover(args: argparse.Namespace) -> int:
 
     recovery = recover(evaluator, spec, training, Path(args.out), settings, show)
     bar.close()
-    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)} from {source.name}, distilled for {settings.steps} "
-          f"steps of {settings.batch_size} images from {training.folder} in {recovery.seconds:.0f} s")
+    print(f"MobileNetV2 {size_name(spec.width_mult, spec.resolution)} from {source.name}, distilled for "
+          f"{settings.steps} steps of {settings.batch_size} images from {training.folder} in {recovery.seconds:.0f} s")
     print(f"  before (inherited): {recovery.before.describe()}")
     print(f"  after (distilled):  {recovery.after.describe()}")
     print(f"  saved: {recovery.saved.path} (+ .json); use it with --weights {args.out}")
@@ -334,7 +334,7 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         model, origin = seeded_model(_spec(args)), "random weights (seed 0)"
     spec = model.spec
-    name = label(spec.width_mult, spec.resolution)
+    name = size_name(spec.width_mult, spec.resolution)
     files = write_all(model, Path(args.out), stem=export_stem(spec.width_mult, spec.resolution))
     print(f"MobileNetV2 {name} with {origin}:")
     for kind, path in (

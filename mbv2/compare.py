@@ -24,14 +24,14 @@ TF_SLIM_SOURCE = (
 TF_SLIM_SOURCE_SHORT = "TF-slim README"  # the same source where there is room for a name only (a plot's hover)
 
 
-def label(width_mult: float, resolution: int) -> str:
+def size_name(width_mult: float, resolution: int) -> str:
     """"1.0/224": width and resolution as TF-slim writes them in its checkpoint names."""
     return f"{float(width_mult)}/{resolution}"
 
 
 def export_stem(width_mult: float, resolution: int) -> str:
     """"mobilenet_v2_1.0_224": TF-slim's checkpoint name, which exported files are named after."""
-    return "mobilenet_v2_" + label(width_mult, resolution).replace("/", "_")
+    return "mobilenet_v2_" + size_name(width_mult, resolution).replace("/", "_")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class NamedConfig:
 def preset(width_mult: float, resolution: int) -> NamedConfig:
     """The paper's architecture at a TF-slim width and resolution."""
     spec = ArchSpec(width_mult=width_mult, resolution=resolution)
-    return NamedConfig(f"MobileNetV2 {label(width_mult, resolution)}", spec)
+    return NamedConfig(f"MobileNetV2 {size_name(width_mult, resolution)}", spec)
 
 
 def tf_slim_presets() -> tuple[NamedConfig, ...]:

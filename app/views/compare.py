@@ -26,8 +26,8 @@ from mbv2.compare import (
     ConfigSummary,
     NamedConfig,
     export_stem,
-    label,
     pareto_front,
+    size_name,
     summarise,
     tf_slim_presets,
 )
@@ -180,7 +180,7 @@ def _load() -> None:
 
 
 def _spec_label(spec: ArchSpec) -> str:
-    return label(spec.width_mult, spec.resolution)
+    return size_name(spec.width_mult, spec.resolution)
 
 
 def _named_current(spec: ArchSpec, configs: dict[str, ArchSpec]) -> tuple[str, ArchSpec]:

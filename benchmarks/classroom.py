@@ -102,13 +102,14 @@ class Session:
             if kind == "new_session":
                 page = Page()  # a rerun asked for by the script itself starts drawing anew
             elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                _record(forward.delta.new_element, page)
+                _add_element(page, forward.delta.new_element)
             elif kind == "script_finished" and forward.script_finished != FINISHED_FOR_RERUN:
                 self.page = page
                 return page
 
 
-def _record(element, page: Page) -> None:
+def _add_element(page: Page, element) -> None:
+    """Keep what the benchmark checks of one element the script drew: its text, and a widget under its label."""
     kind = element.WhichOneof("type")
     inner = getattr(element, kind)
     if kind in TEXT_FIELDS:

@@ -113,7 +113,7 @@ def _summary(args: argparse.Namespace) -> int:
     summary = summarise(NamedConfig("summary", spec), latency)
     layers = analyse(spec).rows if args.layers else None
     if args.json:
-        print(json.dumps(_summary_record(spec, summary, layers), indent=2))
+        print(json.dumps(_summary_json(spec, summary, layers), indent=2))
         return 0
     if layers is not None:
         print(_layer_table(layers))
@@ -161,8 +161,8 @@ def _layer_table(layers: tuple[LayerRow, ...]) -> str:
     return "\n".join(lines + ["-" * len(header), "MAdds: the paper's convention (convolutions and classifier).", ""])
 
 
-def _summary_record(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerRow, ...] | None) -> dict:
-    record = {
+def _summary_json(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerRow, ...] | None) -> dict:
+    summary_json = {
         "spec": spec.to_dict(),
         "params": summary.params,
         "madds_paper": summary.madds_paper,
@@ -173,8 +173,8 @@ def _summary_record(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerR
     }
     if layers is not None:
         # A layer's block plan follows from "spec" above; the layers keep to what was measured.
-        record["layers"] = [{name: value for name, value in asdict(row).items() if name != "plan"} for row in layers]
-    return record
+        summary_json["layers"] = [{name: value for name, value in asdict(row).items() if name != "plan"} for row in layers]
+    return summary_json
 
 
 def _classify(args: argparse.Namespace) -> int:

@@ -122,7 +122,7 @@ class ConfigSummary:
     def reference(self) -> Reference | None:
         return published_reference(self.spec)
 
-    def record(self) -> dict[str, object]:
+    def as_row(self) -> dict[str, object]:
         """A flat row for tables, CSV and JSON; latency and TF-slim columns are None when absent."""
         reference = self.reference
         latency = self.latency

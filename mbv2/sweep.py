@@ -127,10 +127,10 @@ def measure(config: NamedConfig, measurements: Measurements) -> Row:
     summary = summarise(config, latency)
     accuracy = measurements.accuracy
     evaluation = _evaluator(accuracy).evaluate(config.spec, correction=accuracy.correction) if accuracy else None
-    return record(summary.record(), config.spec, evaluation)
+    return sweep_row(summary.as_row(), config.spec, evaluation)
 
 
-def record(counted: Row, spec: ArchSpec, evaluation: Evaluation | None) -> Row:
+def sweep_row(counted: Row, spec: ArchSpec, evaluation: Evaluation | None) -> Row:
     scores = {"top1": None, "top5": None, "agreement": None, "images": None}
     if evaluation is not None:
         scores = {name: getattr(evaluation, name) for name in scores}

@@ -22,7 +22,7 @@ KIND_COLORS = {
 CONV_KINDS = ("stem", "expand", "depthwise", "project", "last conv")
 
 
-def short(number: float) -> str:
+def count_text(number: float) -> str:
     """A count at a glance: 300,774,272 -> "300.8M", 62,720 -> "62.7k", 928 -> "928"."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(number) >= scale:

@@ -253,7 +253,7 @@ def _results(analysis: Analysis, paper: Analysis, convention: Convention) -> Non
     spec = analysis.spec
     columns = st.columns(4)
     columns[0].metric(
-        "Multiply-adds", charts.short(madds), border=True, **_versus_paper(madds, paper_madds),
+        "Multiply-adds", charts.count_text(madds), border=True, **_versus_paper(madds, paper_madds),
         help=f"{madds:,} multiply-adds ({CONVENTIONS[convention]}); the paper's 1.0/224 has {paper_madds:,}.",
     )
     columns[1].metric(

@@ -39,7 +39,7 @@ from mbv2.classify import top_k
 from mbv2.errors import EvaluationError, MBV2Error
 from mbv2.evaluate import IMAGENET_ENV, default_image_folder, image_set
 from mbv2.images import open_image
-from mbv2.manifold import DIMENSIONS, Loss, Reconstruction, loss_curve, relu_round_trip
+from mbv2.manifold import DIMENSIONS, Reconstruction, RoundTripLoss, loss_curve, relu_round_trip
 from mbv2.model import MobileNetV2
 from mbv2.spec import ArchSpec, BlockPlan
 from mbv2.weights import WeightSource
@@ -100,7 +100,7 @@ def _hookable_model(source_name: str, spec: ArchSpec) -> tuple[MobileNetV2, thre
     return copy.deepcopy(state.inherited(spec, source_name).model), threading.Lock()
 
 
-def _with_model(source_name: str, spec: ArchSpec, compute: Callable[[MobileNetV2], Result]) -> Result:
+def _on_private_copy(source_name: str, spec: ArchSpec, compute: Callable[[MobileNetV2], Result]) -> Result:
     model, lock = _hookable_model(source_name, spec)
     with lock:
         return compute(model)
@@ -117,7 +117,7 @@ def _batch(source: WeightSource, spec: ArchSpec, images: list[Image.Image]) -> t
 @st.cache_data(max_entries=16, show_spinner="Running the image through the network…")
 def _captured(source_name: str, spec: ArchSpec, image: Image.Image, index: int) -> BlockActivations:
     batch = _batch(state.source_by_name(source_name), spec, [image])
-    return _with_model(source_name, spec, lambda model: capture_block(model, batch, index))
+    return _on_private_copy(source_name, spec, lambda model: capture_block(model, batch, index))
 
 
 def block_label(plan: BlockPlan) -> str:
@@ -245,7 +245,7 @@ def channel_grid_figure(activation: torch.Tensor, count: int, extent: float | No
 @st.cache_data(max_entries=16, show_spinner="Counting zeros and negatives in every block…")
 def _statistics(source_name: str, spec: ArchSpec, image: Image.Image) -> tuple[BlockStatistics, ...]:
     batch = _batch(state.source_by_name(source_name), spec, [image])
-    return _with_model(source_name, spec, lambda model: block_statistics(model, batch))
+    return _on_private_copy(source_name, spec, lambda model: block_statistics(model, batch))
 
 
 STATISTICS = {  # column: (tensor, share, plain words)
@@ -322,7 +322,7 @@ def statistics_figure(table: pd.DataFrame) -> go.Figure:
 @st.cache_data(max_entries=16, show_spinner="Running the image with and without ReLU6 in the bottlenecks…")
 def _ablated(source_name: str, spec: ArchSpec, image: Image.Image) -> AblationLogits:
     batch = _batch(state.source_by_name(source_name), spec, [image])
-    return _with_model(source_name, spec, lambda model: bottleneck_logits(model, batch))
+    return _on_private_copy(source_name, spec, lambda model: bottleneck_logits(model, batch))
 
 
 @st.cache_data(max_entries=4, show_spinner="Classifying the labelled images three ways (about a minute)…")
@@ -337,7 +337,7 @@ def _labelled_ablation(source_name: str, spec: ArchSpec, folder: str) -> dict[st
     for start in range(0, len(images.paths), ABLATION_CHUNK):  # a few images at a time: bounded memory
         paths = images.paths[start : start + ABLATION_CHUNK]
         batch = _batch(source, spec, [open_image(path.read_bytes(), name=path.name) for path in paths])
-        parts.append(_with_model(source_name, spec, lambda model: bottleneck_logits(model, batch)))
+        parts.append(_on_private_copy(source_name, spec, lambda model: bottleneck_logits(model, batch)))
     return {
         variant: 100 * top1_accuracy(torch.cat([getattr(part, variant) for part in parts]), labels)
         for variant in ABLATION_VARIANTS
@@ -418,7 +418,7 @@ def _labelled_ablation_section(source: WeightSource, spec: ArchSpec) -> None:
 
 
 @st.cache_data(show_spinner="Averaging the round trip over random matrices…")
-def _loss_curve() -> dict[int, Loss]:
+def _loss_curve() -> dict[int, RoundTripLoss]:
     return loss_curve()
 
 
@@ -480,7 +480,7 @@ def spiral_figure(trip: Reconstruction) -> go.Figure:
     return figure
 
 
-def loss_figure(curve: dict[int, Loss], trip: Reconstruction) -> go.Figure:
+def loss_figure(curve: dict[int, RoundTripLoss], trip: Reconstruction) -> go.Figure:
     dimensions = list(curve)
     figure = go.Figure(
         [

@@ -11,9 +11,9 @@ from plotly.subplots import make_subplots
 from mbv2.activations import most_active_channels
 from mbv2.analysis import LAYER_KINDS, Analysis, Convention, LayerRow
 from mbv2.classify import Prediction
-from mbv2.compare import TF_SLIM_REFERENCES, ConfigSummary, pareto_front
+from mbv2.compare import TF_SLIM_REFERENCES, TF_SLIM_SOURCE_SHORT, ConfigSummary, pareto_front
 from mbv2.layertime import LayerProfile
-from mbv2.manifold import DIMENSIONS, Loss, Reconstruction
+from mbv2.manifold import DIMENSIONS, RoundTripLoss, Reconstruction
 
 KIND_COLORS = {
     "stem": "#8b949e",
@@ -28,7 +28,7 @@ CONV_KINDS = ("stem", "expand", "depthwise", "project", "last conv")
 GRID_ROWS = 4  # a channel grid is this many pictures high
 
 
-def short(number: float) -> str:
+def count_text(number: float) -> str:
     """A count at a glance: 300,774,272 -> "300.8M", 62,720 -> "62.7k", 928 -> "928"."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(number) >= scale:
@@ -43,13 +43,11 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return str(shape[-1])
 
 
-def stage_text(row: LayerRow, analysis: Analysis) -> str:
+def stage_text(row: LayerRow) -> str:
     """Which row of the bottleneck table a layer belongs to: "stem", "row 3" or "head"."""
-    if row.stage == 0:
-        return "stem"
-    if row.stage > len(analysis.spec.blocks):
-        return "head"
-    return f"row {row.stage}"
+    if row.plan is not None:
+        return f"row {row.plan.stage}"
+    return "stem" if row.kind == "stem" else "head"
 
 
 def position_text(row: LayerRow) -> str:
@@ -74,7 +72,7 @@ def cost_figure(analysis: Analysis, convention: Convention) -> go.Figure:
         share = sum(row.madds(convention) for row in rows) / total_madds
         share_text = f"{share:.0%}" if share >= 0.01 else f"{share:.1%}"
         hover = [
-            f"{position_text(row)} {kind} ({stage_text(row, analysis)})<br>{shape_text(row.input_shape)} → "
+            f"{position_text(row)} {kind} ({stage_text(row)})<br>{shape_text(row.input_shape)} → "
             f"{shape_text(row.output_shape)}<br>MAdds {row.madds(convention):,}<br>params {row.params:,}"
             for row in rows
         ]
@@ -97,7 +95,7 @@ def channel_figure(analysis: Analysis) -> go.Figure:
     convs = [row for row in analysis.rows if row.kind in CONV_KINDS]
     channels = [convs[0].input_shape[1]] + [row.output_shape[1] for row in convs]
     labels = [f"input image: {shape_text(convs[0].input_shape)}"] + [
-        f"{position_text(row)} {row.kind} ({stage_text(row, analysis)}): {shape_text(row.output_shape)}"
+        f"{position_text(row)} {row.kind} ({stage_text(row)}): {shape_text(row.output_shape)}"
         for row in convs
     ]
     # Steps hold each value until the next layer; repeating the last point gives it a width too.
@@ -166,7 +164,7 @@ def accuracy_figure(
                 x=[cost for _, cost, _ in published], y=[top1 for _, _, top1 in published], mode="markers",
                 marker=dict(symbol="diamond", size=9, color="#8b949e"), name="TF-slim published (trained)",
                 text=[name for name, _, _ in published],
-                hovertemplate="%{text}<br>%{x}M MACs, top-1 %{y}%<extra>TF-slim README</extra>",
+                hovertemplate=f"%{{text}}<br>%{{x}}M MACs, top-1 %{{y}}%<extra>{TF_SLIM_SOURCE_SHORT}</extra>",
             )
         )
     front = pareto_front([(cost, -score) for cost, score in zip(costs, scores)])
@@ -258,7 +256,7 @@ def pareto_figure(summaries: list[ConfigSummary], latency: bool) -> go.Figure:
                 f"{reference.params_m}M params, Pixel 1 {reference.pixel1_ms} ms"
                 for reference in references
             ],
-            hovertemplate="%{text}<br>%{x}M MACs<extra>TF-slim README</extra>",
+            hovertemplate=f"%{{text}}<br>%{{x}}M MACs<extra>{TF_SLIM_SOURCE_SHORT}</extra>",
         ),
         secondary_y=latency or None,
     )
@@ -386,7 +384,7 @@ def spiral_figure(trip: Reconstruction) -> go.Figure:
     return figure
 
 
-def loss_figure(curve: dict[int, Loss], trip: Reconstruction) -> go.Figure:
+def loss_figure(curve: dict[int, RoundTripLoss], trip: Reconstruction) -> go.Figure:
     """What the ReLU round trip loses for each n of `curve`, the n of `trip` marked."""
     dimensions = list(curve)
     figure = go.Figure(

@@ -38,7 +38,7 @@ from mbv2.evaluate import Evaluator, calibrate_on, calibration_set, image_set
 from mbv2.fast import FastModel, fast_model
 from mbv2.images import open_image
 from mbv2.inherit import Calibration, Inherited, inherit
-from mbv2.manifold import Loss, loss_curve
+from mbv2.manifold import RoundTripLoss, loss_curve
 from mbv2.model import MobileNetV2
 from mbv2.spec import ArchSpec
 from mbv2.weights import WeightSource, available_sources
@@ -156,7 +156,7 @@ def hookable_model(spec: ArchSpec, source: WeightSource) -> tuple[MobileNetV2, t
     return copy.deepcopy(inherited(spec, source).model), threading.Lock()
 
 
-def _with_model(spec: ArchSpec, source: WeightSource, compute: Callable[[MobileNetV2], Result]) -> Result:
+def _on_private_copy(spec: ArchSpec, source: WeightSource, compute: Callable[[MobileNetV2], Result]) -> Result:
     model, lock = hookable_model(spec, source)
     with lock:
         return compute(model)
@@ -170,13 +170,13 @@ def _batch(source: WeightSource, spec: ArchSpec, images: list[Image.Image]) -> t
 @st.cache_data(max_entries=16, show_spinner="Running the image through the network…", hash_funcs=SOURCE_HASH)
 def captured(spec: ArchSpec, source: WeightSource, image: Image.Image, index: int) -> BlockActivations:
     batch = _batch(source, spec, [image])
-    return _with_model(spec, source, lambda model: capture_block(model, batch, index))
+    return _on_private_copy(spec, source, lambda model: capture_block(model, batch, index))
 
 
 @st.cache_data(max_entries=16, show_spinner="Counting zeros and negatives in every block…", hash_funcs=SOURCE_HASH)
 def activation_statistics(spec: ArchSpec, source: WeightSource, image: Image.Image) -> tuple[BlockStatistics, ...]:
     batch = _batch(source, spec, [image])
-    return _with_model(spec, source, lambda model: block_statistics(model, batch))
+    return _on_private_copy(spec, source, lambda model: block_statistics(model, batch))
 
 
 @st.cache_data(
@@ -185,7 +185,7 @@ def activation_statistics(spec: ArchSpec, source: WeightSource, image: Image.Ima
 )
 def ablated(spec: ArchSpec, source: WeightSource, image: Image.Image) -> AblationLogits:
     batch = _batch(source, spec, [image])
-    return _with_model(spec, source, lambda model: bottleneck_logits(model, batch))
+    return _on_private_copy(spec, source, lambda model: bottleneck_logits(model, batch))
 
 
 ABLATION_CHUNK = 10  # images per forward pass of the labelled ablation: bounded memory
@@ -205,7 +205,7 @@ def labelled_ablation(spec: ArchSpec, source: WeightSource, folder: str, limit: 
     for start in range(0, len(images.paths), ABLATION_CHUNK):
         paths = images.paths[start : start + ABLATION_CHUNK]
         batch = _batch(source, spec, [open_image(path.read_bytes(), name=path.name) for path in paths])
-        parts.append(_with_model(spec, source, lambda model: bottleneck_logits(model, batch)))
+        parts.append(_on_private_copy(spec, source, lambda model: bottleneck_logits(model, batch)))
     return {
         variant.name: 100 * top1_accuracy(torch.cat([getattr(part, variant.name) for part in parts]), labels)
         for variant in fields(AblationLogits)
@@ -213,7 +213,7 @@ def labelled_ablation(spec: ArchSpec, source: WeightSource, folder: str, limit: 
 
 
 @st.cache_data(show_spinner="Averaging the round trip over random matrices…")
-def relu_loss_curve() -> dict[int, Loss]:
+def relu_loss_curve() -> dict[int, RoundTripLoss]:
     """Figure 1's losses for every n, averaged over random matrices: the same for everyone, so computed once."""
     return loss_curve()
 

@@ -102,13 +102,14 @@ class Session:
             if kind == "new_session":
                 page = Page()  # a rerun asked for by the script itself starts drawing anew
             elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                _record(forward.delta.new_element, page)
+                _add_element(page, forward.delta.new_element)
             elif kind == "script_finished" and forward.script_finished != FINISHED_FOR_RERUN:
                 self.page = page
                 return page
 
 
-def _record(element, page: Page) -> None:
+def _add_element(page: Page, element) -> None:
+    """Keep what the benchmark checks of one element the script drew: its text, and a widget under its label."""
     kind = element.WhichOneof("type")
     inner = getattr(element, kind)
     if kind in TEXT_FIELDS:
@@ -133,11 +134,12 @@ def expected_answers() -> Expected:
 
     from mbv2.analysis import analyse
     from mbv2.classify import classify, pretrained_model
+    from mbv2.fast import fast_model
     from mbv2.spec import ArchSpec
     from mbv2.weights import available_sources
 
     source = next(source for source in available_sources() if source.is_available_offline())
-    model = pretrained_model(source, fast=True)
+    model = fast_model(pretrained_model(source))
     samples = sorted(path for path in (ROOT / "sample_images").iterdir() if path.suffix == ".jpg")
     return Expected(
         params_by_width={width: f"{analyse(ArchSpec(width_mult=width)).params:,}" for width in WIDTHS},

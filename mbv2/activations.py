@@ -21,10 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mbv2.hooks import temporary_hooks
 from mbv2.model import InvertedResidual, MobileNetV2
 from mbv2.spec import BlockPlan
 
 RELU6_CEILING = 6.0
+# What each of a block's parts makes, by its role (`InvertedResidual.parts`): the names used below.
+_OUTPUT_OF_ROLE = {"expand": "expanded", "depthwise": "depthwise", "project": "projected"}
 
 
 def inverted_residuals(model: MobileNetV2) -> dict[int, InvertedResidual]:
@@ -66,10 +69,8 @@ def capture_block(model: MobileNetV2, batch: torch.Tensor, index: int) -> BlockA
 
         return hook
 
-    watched = {"depthwise": block.depthwise, "projected": block.project, "output": block}
-    if block.expand is not None:
-        watched["expanded"] = block.expand
-    with _hooks([module.register_forward_hook(keep(name)) for name, module in watched.items()]):
+    watched = {**_outputs_of_parts(block), "output": block}
+    with temporary_hooks([module.register_forward_hook(keep(name)) for name, module in watched.items()]):
         model(batch)
     return BlockActivations(index=index, plan=block.plan, expanded=seen.get("expanded"), **{
         name: seen[name] for name in ("block_input", "depthwise", "projected", "output")
@@ -165,11 +166,10 @@ def block_statistics(model: MobileNetV2, batch: torch.Tensor) -> tuple[BlockStat
     blocks = inverted_residuals(model)
     handles = []
     for index, block in blocks.items():
-        watched = {"depthwise": block.depthwise, "projected": block.project}
-        if block.expand is not None:
-            watched["expanded"] = block.expand
-        handles += [module.register_forward_hook(count(index, name)) for name, module in watched.items()]
-    with _hooks(handles):
+        handles += [
+            module.register_forward_hook(count(index, name)) for name, module in _outputs_of_parts(block).items()
+        ]
+    with temporary_hooks(handles):
         model(batch)
     return tuple(
         BlockStatistics(
@@ -181,6 +181,11 @@ def block_statistics(model: MobileNetV2, batch: torch.Tensor) -> tuple[BlockStat
         )
         for index, block in blocks.items()
     )
+
+
+def _outputs_of_parts(block: InvertedResidual) -> dict[str, nn.Module]:
+    """The module that makes each of the block's tensors, by the tensor's name ("expanded" only when t > 1)."""
+    return {_OUTPUT_OF_ROLE[role]: block.part(role) for role in block.parts}
 
 
 def stage_statistics(blocks: tuple[BlockStatistics, ...]) -> tuple[StageStatistics, ...]:
@@ -208,7 +213,8 @@ def _relu6_output(_module: nn.Module, _inputs: tuple[torch.Tensor, ...], output:
 def nonlinear_bottleneck(model: MobileNetV2) -> Iterator[MobileNetV2]:
     """Within the block, every projection is followed by ReLU6: the paper's ablation of
     linear bottlenecks. Same weights, same state_dict; the model is linear again on exit."""
-    with _hooks([block.project.register_forward_hook(_relu6_output) for block in inverted_residuals(model).values()]):
+    blocks = inverted_residuals(model).values()
+    with temporary_hooks([block.project.register_forward_hook(_relu6_output) for block in blocks]):
         yield model
 
 
@@ -232,7 +238,7 @@ def same_damage_elsewhere(model: MobileNetV2, seed: int = 0) -> Iterator[MobileN
         return (wide.masked_fill(doomed, 0.0),)
 
     blocks = inverted_residuals(model).values()
-    with _hooks([block.project.register_forward_pre_hook(destroy_as_many) for block in blocks]):
+    with temporary_hooks([block.project.register_forward_pre_hook(destroy_as_many) for block in blocks]):
         yield model
 
 
@@ -264,12 +270,3 @@ def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def top1_agreement(logits: torch.Tensor, other: torch.Tensor) -> float:
     """Share of the rows of two (N, classes) logit tensors whose top class is the same."""
     return float((logits.argmax(dim=1) == other.argmax(dim=1)).double().mean())
-
-
-@contextmanager
-def _hooks(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()

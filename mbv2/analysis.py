@@ -13,7 +13,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -25,7 +25,8 @@ with warnings.catch_warnings():
 from mbv2.budget import PROCESS_BUDGET
 from mbv2.cost import traced_bytes
 from mbv2.model import InvertedResidual, MobileNetV2, build_model
-from mbv2.spec import ArchSpec
+from mbv2.hooks import temporary_hooks
+from mbv2.spec import ArchSpec, BlockPlan
 
 Convention = Literal["paper", "fvcore"]
 CONVENTIONS: dict[Convention, str] = {
@@ -41,6 +42,7 @@ class LayerRow:
     kind: str  # one of LAYER_KINDS
     stage: int  # row of the bottleneck table; 0 for the stem, len(table) + 1 for the head
     block: int | None  # index of the block in `model.features`, None for pool and classifier
+    plan: BlockPlan | None  # the inverted residual block the layer is part of; None for the stem and the head
     module: str  # where the layer lives in the model, e.g. "features.2.conv.0"
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
@@ -79,17 +81,19 @@ def analyse_model(model: MobileNetV2) -> Analysis:
     spec = model.spec
     layers = _measured_layers(model)
     example = torch.zeros(1, 3, spec.resolution, spec.resolution)
-    shapes = _shapes(model, example, {part for _, _, _, parts in layers for part in parts} | {"features"})
+    shapes = _shapes(model, example, {part for layer in layers for part in layer.parts} | {"features"})
     by_module = _count(model, example)
 
     rows = []
-    for kind, stage, block, parts in layers:
+    for layer in layers:
+        parts = layer.parts
         counts = sum((by_module[part] for part in parts), Counter())
         rows.append(
             LayerRow(
-                kind=kind,
-                stage=stage,
-                block=block,
+                kind=layer.kind,
+                stage=layer.stage,
+                block=layer.block,
+                plan=layer.plan,
                 module=" + ".join(parts),
                 input_shape=shapes[f"{parts[0]}:in"],
                 output_shape=shapes[f"{parts[-1]}:out"],
@@ -106,6 +110,7 @@ def analyse_model(model: MobileNetV2) -> Analysis:
         kind="pool",
         stage=head_stage,
         block=None,
+        plan=None,
         module="adaptive_avg_pool2d",
         input_shape=shapes["features:out"],
         output_shape=pooled,
@@ -117,22 +122,27 @@ def analyse_model(model: MobileNetV2) -> Analysis:
     return Analysis(spec=spec, rows=tuple(rows))
 
 
-def _measured_layers(model: MobileNetV2) -> list[tuple[str, int, int | None, tuple[str, ...]]]:
-    """(kind, stage, block index, module names) for every row but the pool, in order."""
+class _MeasuredLayer(NamedTuple):
+    kind: str
+    stage: int
+    block: int | None
+    plan: BlockPlan | None
+    parts: tuple[str, ...]  # module names in the model, in order
+
+
+def _measured_layers(model: MobileNetV2) -> list[_MeasuredLayer]:
+    """Every row but the pool, in order; a block's layers are its parts, one row per role."""
     last = len(model.features) - 1
-    layers = [("stem", 0, 0, ("features.0",))]
+    layers = [_MeasuredLayer("stem", 0, 0, None, ("features.0",))]
     for index, block in enumerate(model.features):
         if not isinstance(block, InvertedResidual):
             continue
-        prefix = f"features.{index}.conv"
-        convs = len(block.conv)
-        if block.plan.has_expansion:
-            layers.append(("expand", block.plan.stage, index, (f"{prefix}.0",)))
-        layers.append(("depthwise", block.plan.stage, index, (f"{prefix}.{convs - 3}",)))
-        layers.append(("project", block.plan.stage, index, (f"{prefix}.{convs - 2}", f"{prefix}.{convs - 1}")))
+        for role, names in block.parts.items():
+            parts = tuple(f"features.{index}.{name}" for name in names)
+            layers.append(_MeasuredLayer(role, block.plan.stage, index, block.plan, parts))
     head_stage = len(model.spec.blocks) + 1
-    layers.append(("last conv", head_stage, last, (f"features.{last}",)))
-    layers.append(("classifier", head_stage, None, ("classifier",)))
+    layers.append(_MeasuredLayer("last conv", head_stage, last, None, (f"features.{last}",)))
+    layers.append(_MeasuredLayer("classifier", head_stage, None, None, ("classifier",)))
     return layers
 
 
@@ -145,19 +155,17 @@ def _shapes(model: nn.Module, example: torch.Tensor, names: set[str]) -> dict[st
     """
     shapes: dict[str, tuple[int, ...]] = {}
 
-    def record(name: str):
+    def keep_shapes(name: str):
         def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             shapes[f"{name}:in"] = tuple(inputs[0].shape)
             shapes[f"{name}:out"] = tuple(output.shape)
 
         return hook
 
-    hooks = [module.register_forward_hook(record(name)) for name, module in model.named_modules() if name in names]
-    try:
+    with temporary_hooks(
+        [module.register_forward_hook(keep_shapes(name)) for name, module in model.named_modules() if name in names]
+    ):
         model(example)
-    finally:
-        for hook in hooks:
-            hook.remove()
     return shapes
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from mbv2.fast import FastModel, fast_model
+from mbv2.fast import FastModel
 from mbv2.model import MobileNetV2, build_model
 from mbv2.weights import WeightSource, load_state_dict, load_weights
 
@@ -19,16 +19,15 @@ class Prediction:
     probability: float
 
 
-def pretrained_model(source: WeightSource, progress: bool = False, fast: bool = False) -> MobileNetV2 | FastModel:
+def pretrained_model(source: WeightSource, progress: bool = False) -> MobileNetV2:
     """The architecture the source was trained with, its weights loaded, in eval mode.
 
-    `fast=True` gives the same logits in a fraction of the time (`mbv2.fast`: ONNX Runtime on a
-    CPU, torch on the GPU when there is one); it is for classifying only: its BatchNorms are folded
-    away, so use the eager model to look at activations.
+    To classify only, `mbv2.fast.fast_model(pretrained_model(source))` gives the same logits in a
+    fraction of the time; keep this eager model to look at activations.
     """
     model = build_model(source.spec, initialise=False)  # every tensor is about to be overwritten
     load_weights(model, load_state_dict(source, progress=progress))
-    return fast_model(model) if fast else model
+    return model
 
 
 def top_k(logits: torch.Tensor, labels: tuple[str, ...], k: int = 5) -> list[Prediction]:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from mbv2.analysis import CONVENTIONS, LayerRow, analyse
 from mbv2.classify import classify, pretrained_model
 from mbv2.compare import (
-    PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, label, summarise,
+    PRESET_RESOLUTIONS, PRESET_WIDTHS, TF_SLIM_SOURCE, ConfigSummary, NamedConfig, export_stem, size_name, summarise,
 )
 from mbv2.device import available_cores
 from mbv2.distill import DistillationSettings, recover
@@ -48,8 +48,7 @@ from mbv2.weights import (
     WeightSource,
     available_sources,
     environment_sources,
-    local_source,
-    sources_in_folder,
+    sources_at,
 )
 
 
@@ -78,12 +77,9 @@ def _spec(args: argparse.Namespace, default: ArchSpec = ArchSpec()) -> ArchSpec:
 def _weight_source(path: str | None) -> WeightSource:
     """--weights PATH, else the first source usable offline (MBV2_WEIGHTS first, then torchvision's cache)."""
     if path is not None:
-        folder = Path(path)
-        if not folder.is_dir():
-            return local_source(folder)
-        sources = sources_in_folder(folder)
-        if not sources:
-            raise WeightsUnavailableError(f"{folder} holds no .json weights description; point --weights at one.")
+        sources = sources_at(path)
+        if not sources:  # only a folder can name none
+            raise WeightsUnavailableError(f"{Path(path)} holds no .json weights description; point --weights at one.")
         return sources[0]
     # MBV2_WEIGHTS first, on its own: listing torchvision's sources imports torchvision (a second).
     offline = [source for source in environment_sources() if source.is_available_offline()]
@@ -117,11 +113,11 @@ def _summary(args: argparse.Namespace) -> int:
     summary = summarise(NamedConfig("summary", spec), latency)
     layers = analyse(spec).rows if args.layers else None
     if args.json:
-        print(json.dumps(_summary_record(spec, summary, layers), indent=2))
+        print(json.dumps(_summary_json(spec, summary, layers), indent=2))
         return 0
     if layers is not None:
         print(_layer_table(layers))
-    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
+    print(f"MobileNetV2 {size_name(spec.width_mult, spec.resolution)}: {summary.params:,} parameters")
     for convention, meaning in CONVENTIONS.items():
         madds = summary.madds_paper if convention == "paper" else summary.madds_fvcore
         print(f"  {madds / 1e6:8.1f}M multiply-adds  ({meaning})")
@@ -165,8 +161,8 @@ def _layer_table(layers: tuple[LayerRow, ...]) -> str:
     return "\n".join(lines + ["-" * len(header), "MAdds: the paper's convention (convolutions and classifier).", ""])
 
 
-def _summary_record(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerRow, ...] | None) -> dict:
-    record = {
+def _summary_json(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerRow, ...] | None) -> dict:
+    summary_json = {
         "spec": spec.to_dict(),
         "params": summary.params,
         "madds_paper": summary.madds_paper,
@@ -176,8 +172,9 @@ def _summary_record(spec: ArchSpec, summary: ConfigSummary, layers: tuple[LayerR
         "latency_ms": None if summary.latency is None else summary.latency.median_ms,
     }
     if layers is not None:
-        record["layers"] = [asdict(row) for row in layers]
-    return record
+        # A layer's block plan follows from "spec" above; the layers keep to what was measured.
+        summary_json["layers"] = [{name: value for name, value in asdict(row).items() if name != "plan"} for row in layers]
+    return summary_json
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -227,7 +224,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**evaluation.to_dict(), "inheritance": inheritance.summary() if inheritance else None}))
         return 0
-    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)} with {source.name}")
+    print(f"MobileNetV2 {size_name(spec.width_mult, spec.resolution)} with {source.name}")
     if inheritance is not None:
         print(f"  inherited weights, no training: {inheritance.summary()}")
     print(f"  {evaluation.describe()}")
@@ -251,8 +248,8 @@ def _recover(args: argparse.Namespace) -> int:
 
     recovery = recover(evaluator, spec, training, Path(args.out), settings, show)
     bar.close()
-    print(f"MobileNetV2 {label(spec.width_mult, spec.resolution)} from {source.name}, distilled for {settings.steps} "
-          f"steps of {settings.batch_size} images from {training.folder} in {recovery.seconds:.0f} s")
+    print(f"MobileNetV2 {size_name(spec.width_mult, spec.resolution)} from {source.name}, distilled for "
+          f"{settings.steps} steps of {settings.batch_size} images from {training.folder} in {recovery.seconds:.0f} s")
     print(f"  before (inherited): {recovery.before.describe()}")
     print(f"  after (distilled):  {recovery.after.describe()}")
     print(f"  saved: {recovery.saved.path} (+ .json); use it with --weights {args.out}")
@@ -337,8 +334,8 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         model, origin = seeded_model(_spec(args)), "random weights (seed 0)"
     spec = model.spec
-    name = label(spec.width_mult, spec.resolution)
-    files = write_all(model, Path(args.out), stem="mobilenet_v2_" + name.replace("/", "_"))
+    name = size_name(spec.width_mult, spec.resolution)
+    files = write_all(model, Path(args.out), stem=export_stem(spec.width_mult, spec.resolution))
     print(f"MobileNetV2 {name} with {origin}:")
     for kind, path in (
         ("TorchScript (traced)", files.torchscript),

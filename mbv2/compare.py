@@ -21,11 +21,17 @@ TF_SLIM_SOURCE = (
     "TF-slim, tensorflow/models research/slim/nets/mobilenet/README.md "
     "(Mobilenet V2 Imagenet Checkpoints; latency: TF-Lite on one large core of a Pixel 1)"
 )
+TF_SLIM_SOURCE_SHORT = "TF-slim README"  # the same source where there is room for a name only (a plot's hover)
 
 
-def label(width_mult: float, resolution: int) -> str:
+def size_name(width_mult: float, resolution: int) -> str:
     """"1.0/224": width and resolution as TF-slim writes them in its checkpoint names."""
     return f"{float(width_mult)}/{resolution}"
+
+
+def export_stem(width_mult: float, resolution: int) -> str:
+    """"mobilenet_v2_1.0_224": TF-slim's checkpoint name, which exported files are named after."""
+    return "mobilenet_v2_" + size_name(width_mult, resolution).replace("/", "_")
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class Reference:
 
     @property
     def name(self) -> str:
-        return "mobilenet_v2_" + label(self.width_mult, self.resolution).replace("/", "_")
+        return export_stem(self.width_mult, self.resolution)
 
 
 TF_SLIM_REFERENCES: tuple[Reference, ...] = tuple(
@@ -83,7 +89,7 @@ class NamedConfig:
 def preset(width_mult: float, resolution: int) -> NamedConfig:
     """The paper's architecture at a TF-slim width and resolution."""
     spec = ArchSpec(width_mult=width_mult, resolution=resolution)
-    return NamedConfig(f"MobileNetV2 {label(width_mult, resolution)}", spec)
+    return NamedConfig(f"MobileNetV2 {size_name(width_mult, resolution)}", spec)
 
 
 def tf_slim_presets() -> tuple[NamedConfig, ...]:
@@ -116,7 +122,7 @@ class ConfigSummary:
     def reference(self) -> Reference | None:
         return published_reference(self.spec)
 
-    def record(self) -> dict[str, object]:
+    def as_row(self) -> dict[str, object]:
         """A flat row for tables, CSV and JSON; latency and TF-slim columns are None when absent."""
         reference = self.reference
         latency = self.latency

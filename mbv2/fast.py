@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from mbv2.device import inference_device
+from mbv2.hooks import temporary_hooks
 from mbv2.model import MobileNetV2, TFSameConv2d, same_padding
 from mbv2.spec import ArchSpec
 
@@ -253,10 +254,8 @@ def _exportable(network: nn.Module, resolution: int) -> nn.Module:
         for module in plain.modules()
         if isinstance(module, TFSameConv2d)
     ]
-    with torch.no_grad():
+    with temporary_hooks(hooks), torch.no_grad():
         plain(torch.zeros(1, 3, resolution, resolution))
-    for hook in hooks:
-        hook.remove()
     for parent in list(plain.modules()):
         for name, child in list(parent.named_children()):
             if child in sizes:

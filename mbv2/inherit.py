@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from mbv2.errors import InheritanceError
+from mbv2.hooks import temporary_hooks
 from mbv2.model import InvertedResidual, MobileNetV2, build_model
 from mbv2.spec import ArchSpec
 
@@ -112,7 +113,8 @@ def layers_of(model: MobileNetV2) -> list[Layer]:
             add((*where, "expand"), block.expand[0], block.expand[1], space, hidden)
         add((*where, "depthwise"), block.depthwise[0], block.depthwise[1], hidden, hidden)
         writes = space if plan.has_residual else f"bottleneck {index}"
-        add((*where, "project"), block.conv[-2], block.project, hidden, writes)
+        project, project_norm = (block.get_submodule(name) for name in block.parts["project"])
+        add((*where, "project"), project, project_norm, hidden, writes)
         space = writes
     last = model.features[-1]
     add(("last conv",), last[0], last[1], space, "last")
@@ -139,7 +141,7 @@ def calibrate(model: MobileNetV2, batches: Iterable[torch.Tensor]) -> Calibratio
     products: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = defaultdict(int)
 
-    def record(name: str):
+    def accumulate(name: str):
         def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             values = inputs[0]
             values = values.transpose(0, 1).flatten(1) if values.dim() == 4 else values.T  # (channels, samples)
@@ -150,15 +152,11 @@ def calibrate(model: MobileNetV2, batches: Iterable[torch.Tensor]) -> Calibratio
         return hook
 
     pointwise = [layer for layer in layers_of(model) if layer.is_pointwise]
-    handles = [layer.weight.register_forward_pre_hook(record(layer.name)) for layer in pointwise]
     images = 0
-    try:
+    with temporary_hooks([layer.weight.register_forward_pre_hook(accumulate(layer.name)) for layer in pointwise]):
         for batch in batches:
             model(batch)
             images += batch.shape[0]
-    finally:
-        for handle in handles:
-            handle.remove()
     if not images:
         raise InheritanceError("No calibration images: give at least one image to measure which channels matter.")
     means = {name: sums[name] / counts[name] for name in sums}

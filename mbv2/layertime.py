@@ -25,6 +25,7 @@ from torch import nn
 from mbv2.analysis import Analysis, LayerRow, analyse
 from mbv2.budget import PROCESS_BUDGET
 from mbv2.cost import check_batch, forward_bytes
+from mbv2.hooks import temporary_hooks
 from mbv2.latency import LatencyResult, LatencySettings, Progress, measure_model
 from mbv2.model import build_model
 from mbv2.spec import ArchSpec
@@ -127,8 +128,5 @@ def _layer_clocks(model: nn.Module, analysis: Analysis) -> Iterator[dict[str, li
 
         handles.append(modules[parts[0]].register_forward_pre_hook(start))
         handles.append(modules[parts[-1]].register_forward_hook(stop))
-    try:
+    with temporary_hooks(handles):
         yield samples
-    finally:
-        for handle in handles:
-            handle.remove()

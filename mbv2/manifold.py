@@ -53,7 +53,7 @@ class Reconstruction:
 
 
 @dataclass(frozen=True)
-class Loss:
+class RoundTripLoss:
     """What the round trip loses at one n, averaged over random matrices."""
 
     error: float
@@ -82,12 +82,12 @@ def relu_round_trip(
 
 def loss_curve(
     dimensions: range = DIMENSIONS, seed: int = DEFAULT_SEED, draws: int = 100, spiral: Spiral = Spiral()
-) -> dict[int, Loss]:
+) -> dict[int, RoundTripLoss]:
     """Mean error and collapsed share per n over `draws` random matrices (one draw is noisy)."""
     curve = {}
     for n in dimensions:
         trips = [relu_round_trip(n, seed, draw, spiral) for draw in range(draws)]
-        curve[n] = Loss(
+        curve[n] = RoundTripLoss(
             error=float(np.mean([trip.error for trip in trips])),
             collapsed_share=float(np.mean([trip.collapsed_share for trip in trips])),
         )

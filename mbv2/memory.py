@@ -31,13 +31,12 @@ class ActivationPeak:
 
 def peak_activation(analysis: Analysis, bytes_per_value: int = FLOAT32_BYTES) -> ActivationPeak:
     """The largest total of simultaneously live feature maps, batch 1 (see the module docstring)."""
-    plans = analysis.spec.block_plans
     held_for_add: dict[int, int] = {}  # residual block -> size of its input
     candidates: list[tuple[int, str]] = []
     for row in analysis.rows:
         inputs, outputs = math.prod(row.input_shape), math.prod(row.output_shape)
         block = row.block
-        if block is None or not 1 <= block <= len(plans) or not plans[block - 1].has_residual:
+        if block is None or row.plan is None or not row.plan.has_residual:
             candidates.append((inputs + outputs, row.module))
             continue
         if block not in held_for_add:  # the block's first layer reads the block's input itself

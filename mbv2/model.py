@@ -37,13 +37,18 @@ def same_padding(size: int, kernel: int, stride: int) -> int:
 
 
 def conv_bn_relu6(
-    in_channels: int, out_channels: int, kernel: int, stride: int, groups: int, padding: str
+    in_channels: int, out_channels: int, *, kernel: int, stride: int, groups: int, padding: str
 ) -> nn.Sequential:
     """Conv → BatchNorm → ReLU6, the unit torchvision calls Conv2dNormActivation."""
     if padding == "tf_same" and stride > 1:
-        conv: nn.Conv2d = TFSameConv2d(in_channels, out_channels, kernel, stride, 0, groups=groups, bias=False)
+        conv: nn.Conv2d = TFSameConv2d(
+            in_channels, out_channels, kernel_size=kernel, stride=stride, padding=0, groups=groups, bias=False
+        )
     else:
-        conv = nn.Conv2d(in_channels, out_channels, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
+        conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size=kernel, stride=stride, padding=(kernel - 1) // 2, groups=groups,
+            bias=False,
+        )
     return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU6(inplace=True))
 
 
@@ -54,29 +59,47 @@ class InvertedResidual(nn.Module):
         super().__init__()
         self.plan = plan
         hidden = plan.hidden_channels
-        layers: list[nn.Module] = []
+        roles: dict[str, list[nn.Module]] = {}
         if plan.has_expansion:
-            layers.append(conv_bn_relu6(plan.in_channels, hidden, 1, 1, 1, padding))
-        layers += [
-            conv_bn_relu6(hidden, hidden, 3, plan.stride, hidden, padding),
-            nn.Conv2d(hidden, plan.out_channels, 1, bias=False),
+            roles["expand"] = [conv_bn_relu6(plan.in_channels, hidden, kernel=1, stride=1, groups=1, padding=padding)]
+        roles["depthwise"] = [
+            conv_bn_relu6(hidden, hidden, kernel=3, stride=plan.stride, groups=hidden, padding=padding)
+        ]
+        roles["project"] = [
+            nn.Conv2d(hidden, plan.out_channels, kernel_size=1, bias=False),
             nn.BatchNorm2d(plan.out_channels),
         ]
-        self.conv = nn.Sequential(*layers)
+        # One flat `conv` sequence, as torchvision names it, so its state_dicts load key for key.
+        self.conv = nn.Sequential(*(module for modules in roles.values() for module in modules))
+        self._parts: dict[str, tuple[str, ...]] = {}
+        position = 0
+        for role, modules in roles.items():
+            self._parts[role] = tuple(f"conv.{position + offset}" for offset in range(len(modules)))
+            position += len(modules)
         self.use_res_connect = plan.has_residual
 
     @property
+    def parts(self) -> dict[str, tuple[str, ...]]:
+        """Each role ("expand", "depthwise", "project") and the names of its modules within the block,
+        in order; the last one's output is the role's output. A block with t = 1 has no "expand"."""
+        return dict(self._parts)
+
+    def part(self, role: str) -> nn.Module:
+        """The module whose output is `role`'s output: where to hook it. KeyError for a role the block lacks."""
+        return self.get_submodule(self._parts[role][-1])
+
+    @property
     def expand(self) -> nn.Module | None:
-        return self.conv[0] if self.plan.has_expansion else None
+        return self.part("expand") if "expand" in self._parts else None
 
     @property
     def depthwise(self) -> nn.Module:
-        return self.conv[-3]
+        return self.part("depthwise")
 
     @property
     def project(self) -> nn.Module:
         """The BatchNorm that ends the linear projection: its output is the bottleneck."""
-        return self.conv[-1]
+        return self.part("project")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_res_connect:
@@ -88,9 +111,13 @@ class MobileNetV2(nn.Module):
     def __init__(self, spec: ArchSpec, dropout: float = 0.2, initialise: bool = True):
         super().__init__()
         self.spec = spec
-        layers: list[nn.Module] = [conv_bn_relu6(3, spec.stem_out, 3, 2, 1, spec.padding)]
+        layers: list[nn.Module] = [conv_bn_relu6(3, spec.stem_out, kernel=3, stride=2, groups=1, padding=spec.padding)]
         layers += [InvertedResidual(plan, spec.padding) for plan in spec.block_plans]
-        layers.append(conv_bn_relu6(spec.block_plans[-1].out_channels, spec.last_out, 1, 1, 1, spec.padding))
+        layers.append(
+            conv_bn_relu6(
+                spec.block_plans[-1].out_channels, spec.last_out, kernel=1, stride=1, groups=1, padding=spec.padding
+            )
+        )
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(spec.last_out, spec.num_classes))
         if initialise:

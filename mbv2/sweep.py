@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mbv2.compare import NamedConfig, label, summarise
+from mbv2.compare import NamedConfig, size_name, summarise
 from mbv2.errors import SettingsError, SpecError
 from mbv2.evaluate import Evaluation, Evaluator, ImageSet
 from mbv2.inherit import Correction
@@ -60,7 +60,7 @@ class SweepPoint:
             blocks[row - 1] = replace(blocks[row - 1], n=n)
         spec = base.replace(blocks=tuple(blocks), width_mult=self.width_mult, resolution=self.resolution)
         repeats = "".join(f" n{row}={n}" for row, n in self.repeats)
-        return NamedConfig(f"{label(self.width_mult, self.resolution)} t={self.expansion}{repeats}", spec)
+        return NamedConfig(f"{size_name(self.width_mult, self.resolution)} t={self.expansion}{repeats}", spec)
 
 
 def grid(
@@ -99,7 +99,7 @@ def configs_from_file(path: Path) -> list[NamedConfig]:
             spec = ArchSpec.from_dict(fields)
         except SpecError as error:
             raise SpecError([f"Spec {number} in {path}: {problem}" for problem in error.problems]) from None
-        configs.append(NamedConfig(str(name or f"#{number} {label(spec.width_mult, spec.resolution)}"), spec))
+        configs.append(NamedConfig(str(name or f"#{number} {size_name(spec.width_mult, spec.resolution)}"), spec))
     return configs
 
 
@@ -127,10 +127,10 @@ def measure(config: NamedConfig, measurements: Measurements) -> Row:
     summary = summarise(config, latency)
     accuracy = measurements.accuracy
     evaluation = _evaluator(accuracy).evaluate(config.spec, correction=accuracy.correction) if accuracy else None
-    return record(summary.record(), config.spec, evaluation)
+    return sweep_row(summary.as_row(), config.spec, evaluation)
 
 
-def record(counted: Row, spec: ArchSpec, evaluation: Evaluation | None) -> Row:
+def sweep_row(counted: Row, spec: ArchSpec, evaluation: Evaluation | None) -> Row:
     scores = {"top1": None, "top5": None, "agreement": None, "images": None}
     if evaluation is not None:
         scores = {name: getattr(evaluation, name) for name in scores}

@@ -224,12 +224,17 @@ def sources_in_folder(folder: Path) -> list[WeightSource]:
     return sources
 
 
+def sources_at(path: str | os.PathLike[str]) -> list[WeightSource]:
+    """The sources a path names: a JSON sidecar or a `.pth` (see `local_source`), or the descriptions
+    in a folder (see `sources_in_folder`)."""
+    path = Path(path)
+    return sources_in_folder(path) if path.is_dir() else [local_source(path)]
+
+
 def environment_sources() -> list[WeightSource]:
-    """The sources `MBV2_WEIGHTS` names: one file, or the descriptions in a folder; none when unset."""
-    if not (env_path := os.environ.get(WEIGHTS_ENV)):
-        return []
-    env = Path(env_path)
-    return sources_in_folder(env) if env.is_dir() else [local_source(env)]
+    """The sources `MBV2_WEIGHTS` names (see `sources_at`); none when unset."""
+    env_path = os.environ.get(WEIGHTS_ENV)
+    return sources_at(env_path) if env_path else []
 
 
 def _torchvision_weights():

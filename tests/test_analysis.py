@@ -92,3 +92,12 @@ def test_no_fvcore_warnings_or_logs_reach_the_user(capfd, caplog):
 
 def test_analysis_is_cached():
     assert analyse(ArchSpec(width_mult=0.5)) is analyse(ArchSpec(width_mult=0.5))
+
+
+def test_a_blocks_rows_carry_its_plan_and_the_others_none():
+    spec = ArchSpec()
+    for row in analyse(spec).rows:
+        if row.kind in ("expand", "depthwise", "project"):
+            assert row.plan == spec.block_plans[row.block - 1] and row.plan.stage == row.stage
+        else:
+            assert row.plan is None

@@ -82,7 +82,7 @@ def test_sweep_writes_json_lines_equal_to_the_single_config_analysis(tmp_path, c
     assert sorted(row["name"] for row in rows) == ["0.35/96 t=4", "0.35/96 t=6"]
     for row in rows:
         t = int(row["name"].rsplit("=", 1)[1])
-        expected = summarise(SweepPoint(0.35, 96, t).config(ArchSpec())).record()
+        expected = summarise(SweepPoint(0.35, 96, t).config(ArchSpec())).as_row()
         assert {key: row[key] for key in expected if key in row} == {k: v for k, v in expected.items() if k in row}
         assert ArchSpec.from_json(row["spec"]).blocks[1].t == t
     assert "wrote 2 rows" in capsys.readouterr().out

@@ -54,9 +54,9 @@ def test_summary_is_the_analysis_of_the_config():
     analysis = analyse(ArchSpec())
     assert (summary.params, summary.madds_paper, summary.madds_fvcore) == (3_504_872, 300_774_272, 314_193_216)
     assert summary.params == analysis.params and summary.madds_fvcore == analysis.madds("fvcore")
-    record = summary.record()
-    assert record["tf_slim_top1"] == 71.8 and record["tf_slim_pixel1_ms"] == 73.8
-    assert record["latency_median_ms"] is None  # never a guess: empty until measured
+    row = summary.as_row()
+    assert row["tf_slim_top1"] == 71.8 and row["tf_slim_pixel1_ms"] == 73.8
+    assert row["latency_median_ms"] is None  # never a guess: empty until measured
 
 
 def test_peak_activation_is_the_stride_two_depthwise_of_block_two():
@@ -96,7 +96,7 @@ def test_latency_is_measured_with_its_settings_stated():
     assert min(result.samples_ms) <= first <= result.median_ms <= third <= max(result.samples_ms)
     assert f"IQR {first:.1f}-{third:.1f}" in text
     summary = summarise(NamedConfig("tiny", tiny), result)
-    assert summary.record()["latency_batch_size"] == 2
+    assert summary.as_row()["latency_batch_size"] == 2
     with pytest.raises(ValueError, match="runs"):
         LatencySettings(runs=0)
 

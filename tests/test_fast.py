@@ -84,7 +84,7 @@ def test_same_logits_for_a_custom_architecture(tf_source):
 
 
 def test_classify_with_the_fast_pretrained_model(tf_source, tf_model):
-    fast = pretrained_model(tf_source, fast=True)
+    fast = fast_model(pretrained_model(tf_source))
     image = open_image(SAMPLE_IMAGES / "grace_hopper.jpg")
     eager_top, fast_top = classify(tf_model, tf_source, image), classify(fast, tf_source, image)
     assert [p.index for p in fast_top] == [p.index for p in eager_top]

@@ -48,3 +48,15 @@ def test_tf_same_and_symmetric_give_the_same_shapes(resolution):
 
 def test_tf_same_keeps_torchvision_keys():
     assert build_model(ArchSpec(padding="tf_same")).state_dict().keys() == build_model(ArchSpec()).state_dict().keys()
+
+
+def test_a_block_names_each_part_once_and_the_parts_cover_it():
+    model = build_model(ArchSpec(), initialise=False)
+    first, second = model.features[1], model.features[2]  # t = 1, then t = 6
+    assert first.parts == {"depthwise": ("conv.0",), "project": ("conv.1", "conv.2")}
+    assert second.parts == {"expand": ("conv.0",), "depthwise": ("conv.1",), "project": ("conv.2", "conv.3")}
+    assert first.expand is None and second.expand is second.conv[0]
+    assert second.part("depthwise") is second.conv[1] and second.part("project") is second.conv[3]
+    for block in (first, second):
+        names = [name for names in block.parts.values() for name in names]
+        assert names == [f"conv.{index}" for index in range(len(block.conv))]

@@ -1,7 +1,6 @@
 """Weight sources: the real shared weights, torchvision's registry, and what must be refused."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +11,9 @@ from mbv2.errors import WeightsError, WeightsMismatchError, WeightsUnavailableEr
 from mbv2.images import open_image
 from mbv2.model import build_model
 from mbv2.spec import ArchSpec
-from mbv2.weights import WEIGHTS_ENV, available_sources, load_state_dict, load_weights, local_source, torchvision_source
+from mbv2.weights import (
+    WEIGHTS_ENV, available_sources, load_state_dict, load_weights, local_source, sources_at, torchvision_source,
+)
 
 from conftest import WEIGHTS_JSON, dev_images
 
@@ -66,6 +67,13 @@ def test_env_var_selects_local_weights(monkeypatch):
     assert "torchvision IMAGENET1K_V1" in names and "torchvision IMAGENET1K_V2" in names
     monkeypatch.setenv(WEIGHTS_ENV, str(WEIGHTS_JSON.with_suffix(".pth")))
     assert available_sources()[0].spec.padding == "tf_same"
+
+
+def test_a_path_names_a_sidecar_its_pth_or_a_folder_of_them(tmp_path):
+    described = local_source(WEIGHTS_JSON)
+    assert sources_at(WEIGHTS_JSON) == sources_at(WEIGHTS_JSON.with_suffix(".pth")) == [described]
+    assert described in sources_at(WEIGHTS_JSON.parent)
+    assert sources_at(tmp_path) == []
 
 
 def test_mismatched_weights_name_the_tensors(tf_source):

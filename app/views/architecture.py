@@ -251,7 +251,7 @@ def _results(analysis: Analysis, paper: Analysis, convention: Convention) -> Non
     spec = analysis.spec
     columns = st.columns(4)
     columns[0].metric(
-        "Multiply-adds", charts.short(madds), border=True, **_versus_paper(madds, paper_madds),
+        "Multiply-adds", charts.count_text(madds), border=True, **_versus_paper(madds, paper_madds),
         help=f"{madds:,} multiply-adds ({CONVENTIONS[convention]}); the paper's 1.0/224 has {paper_madds:,}.",
     )
     columns[1].metric(
@@ -345,7 +345,7 @@ def layer_table(analysis: Analysis, convention: Convention) -> pd.DataFrame:
         [
             {
                 "layer": charts.position_text(row),
-                "table row": charts.stage_text(row, analysis),
+                "table row": charts.stage_text(row),
                 "kind": row.kind,
                 "input": charts.shape_text(row.input_shape),
                 "output": charts.shape_text(row.output_shape),

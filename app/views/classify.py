@@ -10,7 +10,7 @@ import charts
 import state
 from mbv2.attention import AttentionMap, class_activation_map
 from mbv2.classify import Prediction
-from mbv2.compare import label
+from mbv2.compare import size_name
 from mbv2.errors import MBV2Error
 from mbv2.inherit import OUTCOME_MEANINGS, InheritanceReport
 from mbv2.spec import ArchSpec
@@ -68,9 +68,10 @@ def render() -> None:
         else:
             yours, theirs = st.columns(2, gap="medium")
             with yours:
-                _top5(predictions, f"Your architecture, {label(spec.width_mult, spec.resolution)} (inherited weights)")
+                _top5(predictions, f"Your architecture, {size_name(spec.width_mult, spec.resolution)} "
+                      "(inherited weights)")
             with theirs:
-                _top5(original, f"Original, {label(source.spec.width_mult, source.spec.resolution)} (as trained)")
+                _top5(original, f"Original, {size_name(source.spec.width_mult, source.spec.resolution)} (as trained)")
     if st.toggle("Where does the network look?", key=ATTENTION_KEY, help=ATTENTION_HELP):
         _attention(spec, source, image, name, edited)
     with note_column:

@@ -22,7 +22,8 @@ from mbv2.compare import (
     TF_SLIM_SOURCE,
     ConfigSummary,
     NamedConfig,
-    label,
+    export_stem,
+    size_name,
     summarise,
     tf_slim_presets,
 )
@@ -176,7 +177,7 @@ def _load() -> None:
 
 
 def _spec_label(spec: ArchSpec) -> str:
-    return label(spec.width_mult, spec.resolution)
+    return size_name(spec.width_mult, spec.resolution)
 
 
 def _named_current(spec: ArchSpec, configs: dict[str, ArchSpec]) -> tuple[str, ArchSpec]:
@@ -619,7 +620,7 @@ def _exports(configs: dict[str, ArchSpec]) -> None:
     st.subheader("Export")
     name = st.selectbox("Configuration to export", list(configs), key="compare_export_name")
     spec = configs[name]
-    stem = "mobilenet_v2_" + _spec_label(spec).replace("/", "_")
+    stem = export_stem(spec.width_mult, spec.resolution)
     st.caption(
         "TorchScript is traced at the configuration's resolution; the operator list is the YAML that PyTorch's "
         "mobile custom build takes (`torch.jit.export_opnames`). The model files hold random weights (seed 0); "

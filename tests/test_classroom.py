@@ -15,6 +15,7 @@ BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "classroom.py"
 
 @pytest.fixture(scope="module")
 def classroom():
+    sys.path.append(str(BENCHMARK.parent))  # as when it runs as a script: its helpers sit beside it
     spec = importlib.util.spec_from_file_location("classroom", BENCHMARK)
     module = sys.modules["classroom"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
     spec.loader.exec_module(module)

@@ -110,7 +110,7 @@ def channel_figure(analysis: Analysis) -> go.Figure:
     )
     stages: dict[int, list[float]] = {}
     for index, row in enumerate(convs):
-        if 0 < row.stage <= len(analysis.spec.blocks):
+        if 0 < row.stage <= len(analysis.spec.stages):
             stages.setdefault(row.stage, []).append(index + 1.5)  # index 0 is the input image
     ticks = _channel_ticks(max(channels))
     figure.update_layout(

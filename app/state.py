@@ -40,7 +40,7 @@ from mbv2.images import open_image
 from mbv2.inherit import Calibration, Inherited, inherit
 from mbv2.manifold import RoundTripLoss, loss_curve
 from mbv2.model import MobileNetV2
-from mbv2.spec import ArchSpec
+from mbv2.spec import OLD_STAGES_NAME, ArchSpec
 from mbv2.weights import WeightSource, available_sources
 from widgets import bullets
 
@@ -75,8 +75,12 @@ def current_spec() -> ArchSpec:
 
 
 def set_spec(spec: ArchSpec) -> None:
-    """Remember `spec` and put it in the URL (left out when it is the default, to keep links short)."""
+    """Remember `spec` and put it in the URL (left out when it is the default, to keep links short).
+
+    A link in the old form (`blocks=` for the table) is rewritten to the new one, so it is shared on as that.
+    """
     st.session_state[SPEC_KEY] = spec
+    st.query_params.pop(OLD_STAGES_NAME, None)
     is_default = spec == default_spec()
     for name, value in spec.to_query().items():
         if is_default:

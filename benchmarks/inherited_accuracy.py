@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from mbv2.evaluate import Evaluator, calibration_set, image_set
-from mbv2.spec import ArchSpec
+from mbv2.spec import ArchSpec, Stage
 from mbv2.weights import local_source
 
 
@@ -17,17 +17,17 @@ def edits(own: ArchSpec) -> list[tuple[str, ArchSpec]]:
     """The README's rows: one repeat fewer per row, t = 4, narrower, smaller inputs."""
     rows = [
         (
-            f"row {number} with n = {block.n - 1}",
+            f"row {number} with n = {stage.n - 1}",
             own.replace(
-                blocks=own.blocks[: number - 1]
-                + (type(block)(block.t, block.c, block.n - 1, block.s),)
-                + own.blocks[number:]
+                stages=own.stages[: number - 1]
+                + (Stage(stage.t, stage.c, stage.n - 1, stage.s),)
+                + own.stages[number:]
             ),
         )
-        for number, block in enumerate(own.blocks, start=1)
-        if block.n > 1
+        for number, stage in enumerate(own.stages, start=1)
+        if stage.n > 1
     ]
-    expansion = own.replace(blocks=tuple(type(b)(4 if b.t > 1 else 1, b.c, b.n, b.s) for b in own.blocks))
+    expansion = own.replace(stages=tuple(Stage(4 if s.t > 1 else 1, s.c, s.n, s.s) for s in own.stages))
     return (
         rows
         + [

@@ -102,7 +102,7 @@ def analyse_model(model: MobileNetV2) -> Analysis:
                 madds_fvcore=sum(counts.values()),
             )
         )
-    head_stage = len(spec.blocks) + 1
+    head_stage = len(spec.stages) + 1
     pooled = shapes["features:out"][:2]
     # The pooling is a functional call in forward(), so fvcore books it on the root module.
     pool_counts = by_module[""] - by_module["features"] - by_module["classifier"]
@@ -140,7 +140,7 @@ def _measured_layers(model: MobileNetV2) -> list[_MeasuredLayer]:
         for role, names in block.parts.items():
             parts = tuple(f"features.{index}.{name}" for name in names)
             layers.append(_MeasuredLayer(role, block.plan.stage, index, block.plan, parts))
-    head_stage = len(model.spec.blocks) + 1
+    head_stage = len(model.spec.stages) + 1
     layers.append(_MeasuredLayer("last conv", head_stage, last, None, (f"features.{last}",)))
     layers.append(_MeasuredLayer("classifier", head_stage, None, None, ("classifier",)))
     return layers

@@ -63,7 +63,7 @@ def _spec_file(path: str | None, default: ArchSpec = ArchSpec()) -> ArchSpec:
     except ValueError as error:
         raise SpecError([f"Cannot read the spec file {path}: {error}"]) from None
     if not isinstance(data, dict):
-        raise SpecError([f"The spec file {path} must hold a JSON object with fields such as blocks and width_mult."])
+        raise SpecError([f"The spec file {path} must hold a JSON object with fields such as stages and width_mult."])
     return ArchSpec.from_dict(data)
 
 

@@ -314,9 +314,9 @@ def without_block(spec: ArchSpec, stage: int, repeat: int) -> tuple[ArchSpec, di
             f"Row {stage}, block {repeat + 1} is not a residual block, so leaving it out would change the "
             "shapes around it; only blocks that add their input to their output can be removed alone."
         )
-    row = spec.blocks[stage - 1]
-    blocks = spec.blocks[: stage - 1] + (replace(row, n=row.n - 1),) + spec.blocks[stage:]
-    return spec.replace(blocks=blocks), {stage: tuple(r for r in range(row.n) if r != repeat)}
+    row = spec.stages[stage - 1]
+    stages = spec.stages[: stage - 1] + (replace(row, n=row.n - 1),) + spec.stages[stage:]
+    return spec.replace(stages=stages), {stage: tuple(r for r in range(row.n) if r != repeat)}
 
 
 def _repeat_mapping(
@@ -324,8 +324,8 @@ def _repeat_mapping(
 ) -> dict[tuple[int, int], int | None]:
     """(row, target repeat) -> source repeat, or None where the block is new."""
     mapping: dict[tuple[int, int], int | None] = {}
-    for stage, row in enumerate(target.blocks, start=1):
-        available = source.blocks[stage - 1].n if stage <= len(source.blocks) else 0
+    for stage, row in enumerate(target.stages, start=1):
+        available = source.stages[stage - 1].n if stage <= len(source.stages) else 0
         chosen = list(kept.get(stage, range(min(row.n, available))))
         if stage in kept and (
             len(chosen) != min(row.n, available)

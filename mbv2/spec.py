@@ -33,10 +33,19 @@ MAX_NUM_CLASSES = 50_000
 MAX_ACTIVATION_ELEMENTS = 64 * 2**20
 MAX_PARAMETERS = 100_000_000
 
+# The spec field and link parameter that hold Table 2's rows. They were called "blocks" until a stage
+# (a row, n blocks) was told apart from a block (one inverted residual); spec files, weight sidecars
+# and links saved before still say "blocks", so reading accepts that name too.
+STAGES_NAME = "stages"
+OLD_STAGES_NAME = "blocks"
+
 
 @dataclass(frozen=True)
-class Block:
-    """One row of Table 2: expansion t, output channels c, repeats n, first stride s."""
+class Stage:
+    """One row of Table 2: n inverted residual blocks with expansion t, output channels c, first stride s.
+
+    A stage is the row; each of the n inverted residuals it makes is a block (`BlockPlan`).
+    """
 
     t: int
     c: int
@@ -48,7 +57,7 @@ class Block:
 class Column:
     """One column of Table 2, named once for the messages here and the app's table editor."""
 
-    letter: str  # the paper's symbol, also Block's field
+    letter: str  # the paper's symbol, also Stage's field
     word: str
     help: str
 
@@ -58,7 +67,7 @@ class Column:
         return f"{self.word} {self.letter}"
 
 
-# In Block's field order, which is the order of a row's four values.
+# In Stage's field order, which is the order of a row's four values.
 COLUMNS: dict[str, Column] = {
     column.letter: column
     for column in (
@@ -71,14 +80,14 @@ COLUMNS: dict[str, Column] = {
     )
 }
 
-PAPER_BLOCKS: tuple[Block, ...] = (
-    Block(1, 16, 1, 1),
-    Block(6, 24, 2, 2),
-    Block(6, 32, 3, 2),
-    Block(6, 64, 4, 2),
-    Block(6, 96, 3, 1),
-    Block(6, 160, 3, 2),
-    Block(6, 320, 1, 1),
+PAPER_STAGES: tuple[Stage, ...] = (
+    Stage(1, 16, 1, 1),
+    Stage(6, 24, 2, 2),
+    Stage(6, 32, 3, 2),
+    Stage(6, 64, 4, 2),
+    Stage(6, 96, 3, 1),
+    Stage(6, 160, 3, 2),
+    Stage(6, 320, 1, 1),
 )
 
 
@@ -121,7 +130,7 @@ class BlockPlan:
 class ArchSpec:
     """Everything needed to build a MobileNetV2; invalid combinations raise `SpecError`."""
 
-    blocks: tuple[Block, ...] = PAPER_BLOCKS
+    stages: tuple[Stage, ...] = PAPER_STAGES
     width_mult: float = 1.0
     resolution: int = 224
     stem_channels: int = 32
@@ -132,7 +141,7 @@ class ArchSpec:
     _plans: tuple[BlockPlan, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "stages", tuple(self.stages))
         problems = _field_problems(self)
         if not problems:
             object.__setattr__(self, "_plans", _plan_blocks(self))
@@ -169,16 +178,16 @@ class ArchSpec:
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-        values["blocks"] = [asdict(block) for block in self.blocks]
+        values["stages"] = [asdict(stage) for stage in self.stages]
         return values
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_query(self) -> dict[str, str]:
-        """A compact, readable link form: blocks=1-16-1-1,6-24-2-2,... width=1.0 res=224 pad=symmetric."""
+        """A compact, readable link form: stages=1-16-1-1,6-24-2-2,... width=1.0 res=224 pad=symmetric."""
         return {
-            "blocks": ",".join(f"{block.t}-{block.c}-{block.n}-{block.s}" for block in self.blocks),
+            "stages": ",".join(f"{stage.t}-{stage.c}-{stage.n}-{stage.s}" for stage in self.stages),
             "width": str(self.width_mult),
             "res": str(self.resolution),
             "pad": self.padding,
@@ -188,12 +197,16 @@ class ArchSpec:
         """The inverse of `to_query`; the parameters a link leaves out keep this spec's values.
 
         Links get edited by hand, so each unreadable parameter gets its own message, all at once.
+        A link from before the rename names the table `blocks=`; it reads the same.
         """
         changes: dict[str, Any] = {}
         problems: list[str] = []
-        if "blocks" in params:
+        names = [name for name in (STAGES_NAME, OLD_STAGES_NAME) if name in params]
+        if len(names) == 2:
+            problems.append(_both_names("The link", "parameters"))
+        elif names:
             try:
-                changes["blocks"] = _blocks_from_link(params["blocks"])
+                changes["stages"] = _stages_from_link(params[names[0]], names[0])
             except SpecError as error:
                 problems += error.problems
         numbers = (("width", "width_mult", float, "a number"), ("res", "resolution", int, "a whole number"))
@@ -212,13 +225,16 @@ class ArchSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
         known = {f.name for f in fields(cls) if f.init}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known - {OLD_STAGES_NAME})
         if unknown:
             raise SpecError([f"Unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}."])
         # A spec file written by hand or by a spreadsheet may say 224.0; the table accepts 6.0 too.
         values = {name: _whole_float_as_int(value) if name in _INT_FIELDS else value for name, value in data.items()}
-        if "blocks" in values:
-            values["blocks"] = blocks_from_rows(values["blocks"])
+        names = [name for name in (STAGES_NAME, OLD_STAGES_NAME) if name in values]
+        if len(names) == 2:
+            raise SpecError([_both_names("The spec", "fields")])
+        if names:
+            values[STAGES_NAME] = stages_from_rows(values.pop(names[0]), name=names[0])
         return cls(**values)
 
     @classmethod
@@ -228,23 +244,24 @@ class ArchSpec:
         except ValueError as error:
             raise SpecError([str(error)]) from None
         if not isinstance(data, dict):
-            raise SpecError(["The JSON must be an object with fields such as blocks and width_mult."])
+            raise SpecError(["The JSON must be an object with fields such as stages and width_mult."])
         return cls.from_dict(data)
 
 
-def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
-    """Blocks from table rows (mappings with t, c, n, s, or 4-sequences), as typed by a person.
+def stages_from_rows(rows: Any, name: str = STAGES_NAME) -> tuple[Stage, ...]:
+    """Stages from table rows (mappings with t, c, n, s, or 4-sequences), as typed by a person.
 
     Whole-valued floats (6.0) are accepted because spreadsheets and data editors produce them;
-    anything else gets a message naming the row and the column.
+    anything else gets a message naming the row and the column. `name` is the field the rows
+    came in, for the message when they are not a list at all.
     """
     if not isinstance(rows, (list, tuple)):
-        raise SpecError([f"blocks must be a list of rows (t, c, n, s), got {rows!r}."])
+        raise SpecError([f"{name} must be a list of rows (t, c, n, s), got {rows!r}."])
     problems: list[str] = []
-    blocks: list[Block] = []
+    stages: list[Stage] = []
     for number, row in enumerate(rows, start=1):
-        if isinstance(row, Block):
-            blocks.append(row)
+        if isinstance(row, Stage):
+            stages.append(row)
             continue
         if isinstance(row, dict):
             cells = [row.get(name) for name in COLUMNS]
@@ -263,22 +280,28 @@ def blocks_from_rows(rows: Any) -> tuple[Block, ...]:
             if value is None
         ]
         if None not in values:
-            blocks.append(Block(*values))
+            stages.append(Stage(*values))
     if problems:
         raise SpecError(problems)
-    return tuple(blocks)
+    return tuple(stages)
 
 
-def _blocks_from_link(text: str) -> tuple[Block, ...]:
+def _stages_from_link(text: str, name: str) -> tuple[Stage, ...]:
+    """The table from a link's `name=` parameter (stages, or blocks in an old link): t-c-n-s rows joined by commas."""
     rows = text.split(",")
     malformed = [
-        f"Row {number} of blocks in the link is {row!r}; write each row as t-c-n-s, for example 6-24-2-2."
+        f"Row {number} of {name} in the link is {row!r}; write each row as t-c-n-s, for example 6-24-2-2."
         for number, row in enumerate(rows, start=1)
         if row.count("-") != 3
     ]
     if malformed:
         raise SpecError(malformed)
-    return blocks_from_rows([row.split("-") for row in rows])
+    return stages_from_rows([row.split("-") for row in rows])
+
+
+def _both_names(where: str, kind: str) -> str:
+    old = f"{OLD_STAGES_NAME}, the old name of {STAGES_NAME}"
+    return f"{where} has both {kind} {STAGES_NAME} and {old}; keep only {STAGES_NAME}."
 
 
 def _not_whole(label: str, value: Any) -> str:
@@ -328,20 +351,20 @@ def _check_int(problems: list[str], label: str, value: Any, low: int, high: int,
 
 def _field_problems(spec: ArchSpec) -> list[str]:
     problems: list[str] = []
-    if not spec.blocks:
+    if not spec.stages:
         problems.append("The bottleneck table is empty: add at least one row (t, c, n, s).")
-    if len(spec.blocks) > MAX_ROWS:
-        problems.append(f"The table has {len(spec.blocks)} rows; at most {MAX_ROWS} are allowed.")
-    for number, block in enumerate(spec.blocks, start=1):
-        if not isinstance(block, Block):
-            problems.append(f"Row {number}: expected a Block(t, c, n, s), got {block!r}.")
+    if len(spec.stages) > MAX_ROWS:
+        problems.append(f"The table has {len(spec.stages)} rows; at most {MAX_ROWS} are allowed.")
+    for number, stage in enumerate(spec.stages, start=1):
+        if not isinstance(stage, Stage):
+            problems.append(f"Row {number}: expected a Stage(t, c, n, s), got {stage!r}.")
             continue
         row = f"Row {number}"
-        _check_int(problems, f"{row}: {COLUMNS['t'].in_words}", block.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
-        _check_int(problems, f"{row}: {COLUMNS['c'].in_words}", block.c, 1, MAX_TABLE_CHANNELS)
-        _check_int(problems, f"{row}: {COLUMNS['n'].in_words}", block.n, 1, MAX_REPEATS)
-        if block.s not in (1, 2) or not _is_int(block.s):
-            problems.append(f"{row}: {COLUMNS['s'].in_words} must be 1 or 2, got {block.s!r}.")
+        _check_int(problems, f"{row}: {COLUMNS['t'].in_words}", stage.t, 1, MAX_EXPANSION, " The paper uses 1 or 6.")
+        _check_int(problems, f"{row}: {COLUMNS['c'].in_words}", stage.c, 1, MAX_TABLE_CHANNELS)
+        _check_int(problems, f"{row}: {COLUMNS['n'].in_words}", stage.n, 1, MAX_REPEATS)
+        if stage.s not in (1, 2) or not _is_int(stage.s):
+            problems.append(f"{row}: {COLUMNS['s'].in_words} must be 1 or 2, got {stage.s!r}.")
     if isinstance(spec.width_mult, bool) or not isinstance(spec.width_mult, (int, float)):
         problems.append(f"Width multiplier must be a number, got {spec.width_mult!r}.")
     elif not MIN_WIDTH <= spec.width_mult <= MAX_WIDTH:
@@ -359,19 +382,19 @@ def _field_problems(spec: ArchSpec) -> list[str]:
 def _plan_blocks(spec: ArchSpec) -> tuple[BlockPlan, ...]:
     plans = []
     in_channels = spec.stem_out
-    for stage, block in enumerate(spec.blocks, start=1):
-        out_channels = make_divisible(block.c * spec.width_mult, spec.round_nearest)
-        for repeat in range(block.n):
+    for number, stage in enumerate(spec.stages, start=1):
+        out_channels = make_divisible(stage.c * spec.width_mult, spec.round_nearest)
+        for repeat in range(stage.n):
             plans.append(
                 BlockPlan(
-                    stage=stage,
+                    stage=number,
                     repeat=repeat,
                     in_channels=in_channels,
                     # torchvision rounds the hidden width with round(), not make_divisible.
-                    hidden_channels=int(round(in_channels * block.t)),
+                    hidden_channels=int(round(in_channels * stage.t)),
                     out_channels=out_channels,
-                    stride=block.s if repeat == 0 else 1,
-                    expansion=block.t,
+                    stride=stage.s if repeat == 0 else 1,
+                    expansion=stage.t,
                 )
             )
             in_channels = out_channels
@@ -450,11 +473,11 @@ def shape_notes(spec: ArchSpec) -> list[str]:
 def spec_differences(edited: ArchSpec, trained: ArchSpec) -> list[str]:
     """What a student changed, in words: "width 0.5 instead of 1.0", "table rows 2, 7"."""
     differences = []
-    if edited.blocks != trained.blocks:
+    if edited.stages != trained.stages:
         changed = [
             str(number)
-            for number in range(1, max(len(edited.blocks), len(trained.blocks)) + 1)
-            if edited.blocks[number - 1 : number] != trained.blocks[number - 1 : number]
+            for number in range(1, max(len(edited.stages), len(trained.stages)) + 1)
+            if edited.stages[number - 1 : number] != trained.stages[number - 1 : number]
         ]
         differences.append(f"table row{'s' * (len(changed) > 1)} {', '.join(changed)}")
     labels = {"width_mult": "width", "resolution": "resolution", "padding": "padding"}

@@ -53,12 +53,12 @@ class SweepPoint:
     repeats: tuple[tuple[int, int], ...] = ()  # (row, n): the row's repeats replaced, rows counted from 1
 
     def config(self, base: ArchSpec) -> NamedConfig:
-        blocks = [block if block.t == 1 else replace(block, t=self.expansion) for block in base.blocks]
+        stages = [stage if stage.t == 1 else replace(stage, t=self.expansion) for stage in base.stages]
         for row, n in self.repeats:
-            if not 1 <= row <= len(blocks):
-                raise SpecError([f"Row {row} has no repeats to set: the table has rows 1 to {len(blocks)}."])
-            blocks[row - 1] = replace(blocks[row - 1], n=n)
-        spec = base.replace(blocks=tuple(blocks), width_mult=self.width_mult, resolution=self.resolution)
+            if not 1 <= row <= len(stages):
+                raise SpecError([f"Row {row} has no repeats to set: the table has rows 1 to {len(stages)}."])
+            stages[row - 1] = replace(stages[row - 1], n=n)
+        spec = base.replace(stages=tuple(stages), width_mult=self.width_mult, resolution=self.resolution)
         repeats = "".join(f" n{row}={n}" for row, n in self.repeats)
         return NamedConfig(f"{size_name(self.width_mult, self.resolution)} t={self.expansion}{repeats}", spec)
 

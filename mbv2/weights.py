@@ -157,7 +157,7 @@ def _source_from_sidecar(sidecar: Path) -> WeightSource:
     arch, prep = meta["architecture"], meta["preprocess"]
     problems = []
     try:
-        spec = ArchSpec.from_dict({**arch, "padding": meta.get("padding", "symmetric")})  # blocks too, if given
+        spec = ArchSpec.from_dict({**arch, "padding": meta.get("padding", "symmetric")})  # stages too, if given
     except SpecError as error:
         problems += [f"architecture: {problem}" for problem in error.problems]
     try:

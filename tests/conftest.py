@@ -119,7 +119,7 @@ def edit_table(at, edited_rows=None, deleted_rows=()):
     for index in deleted_rows:
         edits.setdefault(index, {})["delete"] = True
     at.session_state[at.data_editor[0].key] = {"edited_rows": edits, "added_rows": [], "deleted_rows": []}
-    return at.button(key="blocks_table_apply").click().run()
+    return at.button(key="stages_table_apply").click().run()
 
 
 def rss_bytes(pid: int | str = "self") -> int:

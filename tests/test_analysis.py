@@ -7,7 +7,7 @@ import pytest
 from mbv2.analysis import LAYER_KINDS, analyse, paper_bottleneck_madds
 from mbv2.cost import bottleneck_madds
 from mbv2.model import build_model
-from mbv2.spec import ArchSpec, Block
+from mbv2.spec import ArchSpec, Stage
 
 
 def test_totals_for_the_default_spec():
@@ -69,7 +69,7 @@ def test_paper_convention_leaves_out_batchnorm_and_pooling():
 
 
 def test_paper_closed_form_matches_fvcore_per_block():
-    spec = ArchSpec(blocks=(Block(1, 16, 1, 1), Block(6, 24, 2, 2), Block(6, 32, 3, 1), Block(4, 40, 2, 2)))
+    spec = ArchSpec(stages=(Stage(1, 16, 1, 1), Stage(6, 24, 2, 2), Stage(6, 32, 3, 1), Stage(4, 40, 2, 2)))
     analysis = analyse(spec)
     per_block: dict[int, int] = {}
     for row in analysis.rows:

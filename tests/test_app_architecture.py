@@ -50,7 +50,7 @@ def test_editing_a_row_changes_the_totals_and_the_link(at):
     assert metrics(at)["Parameters"] == "4,222,312"
     deltas = {metric.label: metric.proto.delta for metric in at.metric}
     assert deltas["Multiply-adds"] == "+12% vs the paper"
-    assert at.query_params["blocks"] == "1-16-1-1,6-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-640-1-1"
+    assert at.query_params["stages"] == "1-16-1-1,6-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-640-1-1"
 
 
 def test_an_invalid_table_shows_every_problem_and_keeps_the_last_valid_totals(at):
@@ -61,9 +61,9 @@ def test_an_invalid_table_shows_every_problem_and_keeps_the_last_valid_totals(at
     assert "Row 2: stride s must be 1 or 2, got 3." in error.value
     assert "Row 3: expansion t must be between 1 and 32, got 40. The paper uses 1 or 6." in error.value
     assert metrics(at)["Parameters"] == "4,222,312"  # the last valid architecture, not the paper's
-    assert at.query_params["blocks"].endswith("6-640-1-1")
+    assert at.query_params["stages"].endswith("6-640-1-1")
 
-    at.selectbox(key="blocks_table_move").set_value(7)
+    at.selectbox(key="stages_table_move").set_value(7)
     button(at, "Add row").click().run()  # row 8: a copy of row 7, no empty cell
     assert at.data_editor[0].value[["t", "c", "n", "s"]].values.tolist()[7] == [6, 640, 1, 1]
     assert "Row 8" not in at.error[0].value  # the table is kept as typed: rows 2 and 3 are still wrong
@@ -89,42 +89,51 @@ def test_the_fvcore_convention_also_counts_batchnorm_and_pooling(at):
 
 
 def test_rows_move_and_the_paper_comes_back_on_reset(at):
-    at.selectbox(key="blocks_table_move").set_value(7)  # in the table's form: taken with the button
+    at.selectbox(key="stages_table_move").set_value(7)  # in the table's form: taken with the button
     button(at, "Up").click().run()  # rows 6 and 7 swap
     assert at.data_editor[0].value["c"].tolist() == [16, 24, 32, 64, 96, 320, 160]
     assert metrics(at)["Parameters"] == "3,865,512"
-    assert at.selectbox(key="blocks_table_move").value == 6  # the moved row stays selected
+    assert at.selectbox(key="stages_table_move").value == 6  # the moved row stays selected
     at.number_input(key="resolution").set_value(160).run()
     button(at, "Reset to the paper's Table 2").click().run()
     assert metrics(at)["Multiply-adds"] == PAPER_MADDS
     assert at.data_editor[0].value["c"].tolist() == [16, 24, 32, 64, 96, 160, 320]
     assert at.number_input(key="resolution").value == 224
-    assert "blocks" not in at.query_params  # the paper's architecture needs no parameters in the link
+    assert "stages" not in at.query_params  # the paper's architecture needs no parameters in the link
 
 
 def test_edits_typed_before_another_button_are_applied_with_it(at):
     at.session_state[at.data_editor[0].key] = {
         "edited_rows": {"1": {"c": 40}, "6": {"delete": True}}, "added_rows": [], "deleted_rows": []
     }  # as the browser sends them: row numbers as text
-    at.selectbox(key="blocks_table_move").set_value(2)
+    at.selectbox(key="stages_table_move").set_value(2)
     button(at, "Add row").click().run()
     assert not at.exception and not at.error
     table = at.data_editor[0].value
     assert table[["t", "c", "n", "s"]].values.tolist()[1:3] == [[6, 40, 2, 2], [6, 40, 2, 2]]  # the copy as typed
     assert table["c"].tolist() == [16, 40, 40, 32, 64, 96, 160] and not table["delete"].any()
-    assert at.query_params["blocks"] == "1-16-1-1,6-40-2-2,6-40-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2"
-    assert at.selectbox(key="blocks_table_move").value == 3  # the new row is the chosen one
+    assert at.query_params["stages"] == "1-16-1-1,6-40-2-2,6-40-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2"
+    assert at.selectbox(key="stages_table_move").value == 3  # the new row is the chosen one
 
 
 def test_a_link_reproduces_an_architecture():
-    at = app_test(view="architecture", blocks="1-16-1-1,6-24-2-2", width="0.75", res="160").run()
+    at = app_test(view="architecture", stages="1-16-1-1,6-24-2-2", width="0.75", res="160").run()
     assert metrics(at)["Parameters"] == "1,329,624"
     assert metrics(at)["Multiply-adds"] == "86.5M"
     assert at.data_editor[0].value["c"].tolist() == [16, 24]
 
 
+def test_an_old_link_with_blocks_shows_its_architecture_and_is_rewritten_with_stages():
+    at = app_test(view="architecture", blocks="1-16-1-1,6-24-2-2", width="0.75", res="160").run()
+    assert not at.exception and not at.warning
+    assert metrics(at)["Parameters"] == "1,329,624"
+    assert at.data_editor[0].value["c"].tolist() == [16, 24]
+    assert "blocks" not in at.query_params  # shared on in the new form
+    assert at.query_params["stages"] == "1-16-1-1,6-24-2-2"
+
+
 def test_a_broken_link_says_why_and_shows_the_paper():
-    at = app_test(view="architecture", blocks="6-24-2-9").run()
+    at = app_test(view="architecture", stages="6-24-2-9").run()
     assert not at.exception
     assert "Row 1: stride s must be 1 or 2, got 9." in at.warning[0].value
     assert metrics(at)["Multiply-adds"] == PAPER_MADDS
@@ -156,7 +165,7 @@ def test_a_downloaded_spec_loads_back_and_a_bad_file_says_why(at):
     assert at.number_input(key="width_mult").value == 0.5 and at.number_input(key="resolution").value == 128
     assert at.query_params["width"] == "0.5" and at.query_params["res"] == "128"
 
-    bad = '{"blocks": [{"t": 6, "c": 24, "n": 2, "s": 3}], "width_mult": 0.5}'
+    bad = '{"stages": [{"t": 6, "c": 24, "n": 2, "s": 3}], "width_mult": 0.5}'
     at.file_uploader(key="spec_import").upload("mine.json", bad.encode(), "application/json").run()
     assert not at.exception
     assert "mine.json cannot be loaded" in at.error[0].value and "stride s must be 1 or 2, got 3" in at.error[0].value

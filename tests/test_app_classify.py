@@ -39,7 +39,7 @@ def test_an_edited_architecture_classifies_with_inherited_weights_beside_the_ori
 
 def test_grown_architecture_gives_the_original_probabilities():
     grown = "1-16-1-1,8-24-2-2,8-32-3-2,8-64-5-2,8-96-3-1,8-160-3-2,8-320-1-1"  # t = 8, one more block in row 4
-    at = upload(app_test(view="classify", blocks=grown).run(), ZEBRA)
+    at = upload(app_test(view="classify", stages=grown).run(), ZEBRA)
     assert not at.exception and not at.error
     yours, original = (subheader.value for subheader in at.subheader)
     assert yours == original  # growth keeps the logits

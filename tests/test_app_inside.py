@@ -85,7 +85,7 @@ def test_another_sample_image(at):
 
 
 def test_an_edited_architecture_is_looked_inside_with_inherited_weights():
-    at = app_test(view="inside-a-block", blocks="1-16-1-1,4-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-320-1-1",
+    at = app_test(view="inside-a-block", stages="1-16-1-1,4-24-2-2,6-32-3-2,6-64-4-2,6-96-3-1,6-160-3-2,6-320-1-1",
                   res="160").run()
     assert not at.exception and not at.error
     assert _shapes(at) == ["1×24×40×40", "1×96×40×40", "1×96×40×40", "1×24×40×40", "1×24×40×40"]  # t = 4 at 160

@@ -112,6 +112,6 @@ def test_a_whole_row_typed_at_human_speed_lands_every_time(page, app_url):
             page.keyboard.press("Tab", delay=200)  # commits the cell and moves right
         apply_table(page)
         expected = "-".join(str(value) for value in typed)
-        assert page.url.split("blocks=")[1].split("&")[0].split("%2C")[-1] == expected, (attempt, page.url)
+        assert page.url.split("stages=")[1].split("&")[0].split("%2C")[-1] == expected, (attempt, page.url)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     screenshot(page, "architecture-typed-rows")

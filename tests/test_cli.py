@@ -84,7 +84,7 @@ def test_sweep_writes_json_lines_equal_to_the_single_config_analysis(tmp_path, c
         t = int(row["name"].rsplit("=", 1)[1])
         expected = summarise(SweepPoint(0.35, 96, t).config(ArchSpec())).as_row()
         assert {key: row[key] for key in expected if key in row} == {k: v for k, v in expected.items() if k in row}
-        assert ArchSpec.from_json(row["spec"]).blocks[1].t == t
+        assert ArchSpec.from_json(row["spec"]).stages[1].t == t
     assert "wrote 2 rows" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["sweep", "--out", str(tmp_path / "grid.txt")])
@@ -117,13 +117,13 @@ def run(argv: list[str]) -> int:
 
 
 SPEC_FILES = {  # id: (the file's bytes, what the one-line message says)
-    "blocks a number": (b'{"blocks": 5}', "blocks must be a list of rows (t, c, n, s), got 5."),
-    "blocks null": (b'{"blocks": null}', "blocks must be a list of rows (t, c, n, s), got None."),
+    "stages a number": (b'{"stages": 5}', "stages must be a list of rows (t, c, n, s), got 5."),
+    "stages null": (b'{"stages": null}', "stages must be a list of rows (t, c, n, s), got None."),
     "huge integer": (b'{"resolution": 1' + b"0" * 5000 + b"}", "an integer of 5001 digits"),
-    "deep nesting": (b'{"blocks": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    "deep nesting": (b'{"stages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     "not utf-8": (b'{"padding": "\xff"}', "not UTF-8 text (byte 13 cannot be read)"),
     "nan": (b'{"width_mult": NaN}', "holds NaN, which is not a number"),
-    "a list": (b"[1, 2]", "must hold a JSON object with fields such as blocks"),
+    "a list": (b"[1, 2]", "must hold a JSON object with fields such as stages"),
 }
 
 
@@ -140,7 +140,7 @@ def test_a_bad_spec_file_is_one_line_and_the_next_good_one_works(tmp_path, capsy
 
 def test_a_spec_file_may_write_whole_numbers_as_floats(tmp_path, capsys):
     path = tmp_path / "spec.json"
-    path.write_text('{"resolution": 160.0, "blocks": [[1, 16, 1, 1], [6.0, 24, 2, 2]]}')
+    path.write_text('{"resolution": 160.0, "stages": [[1, 16, 1, 1], [6.0, 24, 2, 2]]}')
     assert run(["summary", "--spec", str(path)]) == 0
     assert "MobileNetV2 1.0/160" in capsys.readouterr().out
 

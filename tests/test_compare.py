@@ -18,7 +18,7 @@ from mbv2.compare import (
 from mbv2.device import available_cores
 from mbv2.latency import LatencyResult, LatencySettings, measure_models, measure_spec
 from mbv2.memory import peak_activation
-from mbv2.spec import ArchSpec, Block
+from mbv2.spec import ArchSpec, Stage
 from mbv2.sweep import grid, run
 
 
@@ -31,7 +31,7 @@ def test_presets_are_the_tf_slim_grid_and_every_published_point_is_one():
     assert sum(reference is not None for reference in published) == len(TF_SLIM_REFERENCES) == 22
     assert published_reference(ArchSpec(width_mult=1.4, resolution=192)) is None  # TF-slim has 1.4 at 224 only
     assert published_reference(ArchSpec(padding="tf_same")).name == "mobilenet_v2_1.0_224"
-    assert published_reference(ArchSpec(blocks=ArchSpec().blocks[:-1])) is None  # an edited table is not TF-slim's
+    assert published_reference(ArchSpec(stages=ArchSpec().stages[:-1])) is None  # an edited table is not TF-slim's
 
 
 # Widths and resolutions test_analysis.py does not already hold against TF-slim; the rest ran once by hand, all exact.
@@ -68,7 +68,7 @@ def test_peak_activation_is_the_stride_two_depthwise_of_block_two():
 
 def test_peak_activation_keeps_a_residual_blocks_input_alive():
     # Row 2 is a stride-1, 16 -> 16 block: its input waits for the add while the expanded maps exist.
-    spec = ArchSpec(blocks=(Block(1, 16, 1, 1), Block(6, 16, 2, 1), Block(6, 32, 1, 2)), last_channels=16)
+    spec = ArchSpec(stages=(Stage(1, 16, 1, 1), Stage(6, 16, 2, 1), Stage(6, 32, 1, 2)), last_channels=16)
     peak = peak_activation(analyse(spec))
     assert peak.bytes == (96 + 96 + 16) * 112 * 112 * 4
     assert peak.layer == "features.2.conv.1"
@@ -115,7 +115,7 @@ def test_sweep_rows_from_two_dask_workers_equal_the_single_config_analysis():
         assert row["params"] == analyse(config.spec).params
         assert ArchSpec.from_json(row["spec"]) == config.spec
     t3 = ArchSpec.from_json(rows["1.0/96 t=3"]["spec"])
-    assert [block.t for block in t3.blocks] == [1, 3, 3, 3, 3, 3, 3]  # the t = 1 row stays 1
+    assert [stage.t for stage in t3.stages] == [1, 3, 3, 3, 3, 3, 3]  # the t = 1 row stays 1
     assert all(row["latency_median_ms"] is None and row["top1"] is None for row in rows.values())  # not asked for
 
 

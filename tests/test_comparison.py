@@ -21,6 +21,14 @@ def test_a_comparison_with_a_real_measurement_comes_back_equal():
     assert loaded.latencies[0][1].median_ms == measured.median_ms > 0
 
 
+def test_a_comparison_saved_before_the_rename_with_blocks_still_loads():
+    small = preset(0.35, 96)
+    saved = json.loads(Comparison((small,), ()).to_json())
+    for config in saved["configs"]:  # as written when the table's field was called blocks
+        config["spec"]["blocks"] = config["spec"].pop("stages")
+    assert Comparison.from_json(json.dumps(saved)).configs == (small,)
+
+
 BAD_FILES = {
     "not json": ("{", "This file is not readable JSON"),
     "a spec, not a comparison": (ArchSpec().to_json(), "loaded in the Architecture view"),
@@ -29,7 +37,7 @@ BAD_FILES = {
     "missing name": (json.dumps({"format": "mbv2-comparison", "configs": [{"spec": {}}]}),
                      "Entry 1 of \"configs\" cannot be read: the field 'name' is missing"),
     "bad stride": (json.dumps({"format": "mbv2-comparison", "configs": [
-        {"name": "x", "spec": {"blocks": [{"t": 1, "c": 16, "n": 1, "s": 3}]}}]}),
+        {"name": "x", "spec": {"stages": [{"t": 1, "c": 16, "n": 1, "s": 3}]}}]}),
         'Entry 1 of "configs" cannot be read: Row 1: stride s must be 1 or 2, got 3.'),
     "no runs": (json.dumps({"format": "mbv2-comparison", "latencies": [
         {"spec": {}, "settings": {}, "samples_ms": [], "machine": "cpu"}]}),

@@ -13,7 +13,7 @@ from mbv2.fast import ENGINE_ENV, fast_model
 from mbv2.latency import LatencySettings, measure_model
 from mbv2.images import open_image
 from mbv2.model import TFSameConv2d, build_model
-from mbv2.spec import ArchSpec, Block
+from mbv2.spec import ArchSpec, Stage
 from mbv2.weights import load_state_dict, load_weights
 
 from conftest import SAMPLE_IMAGES, dev_images
@@ -62,7 +62,7 @@ def test_same_logits_with_symmetric_padding(tf_source, dev_batch):
 def test_same_logits_for_a_custom_architecture(tf_source):
     """Odd resolution (uneven TF padding), another width and table, 10 classes, BatchNorm far from identity."""
     spec = ArchSpec(
-        blocks=(Block(1, 16, 1, 1), Block(4, 24, 2, 2), Block(6, 40, 2, 2), Block(3, 56, 1, 1)),
+        stages=(Stage(1, 16, 1, 1), Stage(4, 24, 2, 2), Stage(6, 40, 2, 2), Stage(3, 56, 1, 1)),
         width_mult=0.75,
         resolution=161,
         num_classes=10,

@@ -10,7 +10,7 @@ from mbv2.compare import TF_SLIM_REFERENCES
 from mbv2.errors import InheritanceError
 from mbv2.evaluate import Evaluator, calibration_batches, image_set
 from mbv2.inherit import calibrate, inherit, without_block
-from mbv2.spec import Block
+from mbv2.spec import Stage
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +25,15 @@ def calibration(tf_model, tf_source):
 
 
 def with_row(spec, row: int, **changes):
-    blocks = list(spec.blocks)
-    old = blocks[row - 1]
-    blocks[row - 1] = Block(**{**vars(old), **changes})
-    return spec.replace(blocks=tuple(blocks))
+    stages = list(spec.stages)
+    old = stages[row - 1]
+    stages[row - 1] = Stage(**{**vars(old), **changes})
+    return spec.replace(stages=tuple(stages))
 
 
 def expansions(spec, t: int):
     return spec.replace(
-        blocks=tuple(Block(t if block.t > 1 else 1, block.c, block.n, block.s) for block in spec.blocks)
+        stages=tuple(Stage(t if stage.t > 1 else 1, stage.c, stage.n, stage.s) for stage in spec.stages)
     )
 
 
@@ -75,7 +75,7 @@ def test_fewer_repeats_say_which_blocks_were_left_out(tf_model, tf_source):
 
 def test_removing_a_block_needs_a_residual_one(tf_source):
     spec, kept = without_block(tf_source.spec, 4, 2)
-    assert spec.blocks[3].n == 3 and kept == {4: (0, 1, 3)}
+    assert spec.stages[3].n == 3 and kept == {4: (0, 1, 3)}
     with pytest.raises(InheritanceError, match="not a residual block"):
         without_block(tf_source.spec, 4, 0)  # the row's first block changes the channels
 

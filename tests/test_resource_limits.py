@@ -21,10 +21,10 @@ from mbv2.cli import main
 from mbv2.compare import tf_slim_presets
 from mbv2.errors import ResourceError, SettingsError, SpecError
 from mbv2.latency import LatencySettings, measure_model, measure_spec
-from mbv2.spec import ArchSpec, Block
+from mbv2.spec import ArchSpec, Stage
 
 # t = 6, c = 40 at stride 1 on the 512×512 map after the stem of a 1024 input: 2.6 GiB per block in fvcore's trace.
-WIDE_ROWS = (Block(1, 16, 1, 1), Block(6, 40, 3, 1), Block(6, 320, 1, 2))
+WIDE_ROWS = (Stage(1, 16, 1, 1), Stage(6, 40, 3, 1), Stage(6, 320, 1, 2))
 
 
 @pytest.mark.parametrize(
@@ -42,20 +42,20 @@ def test_the_multiply_add_estimate_is_the_papers_count():
 
 def test_a_design_that_would_exhaust_memory_is_refused_before_anything_is_built():
     with pytest.raises(SpecError) as caught:
-        ArchSpec(blocks=WIDE_ROWS, resolution=1024)
+        ArchSpec(stages=WIDE_ROWS, resolution=1024)
     message = str(caught.value)
     assert "of feature maps; the limit is 4.0 GiB. Lower the resolution, n or t" in message
     assert "billion multiply-adds; the limit is 25 billion" in message
-    assert ArchSpec(blocks=WIDE_ROWS, resolution=224)  # the same rows at the paper's resolution are fine
+    assert ArchSpec(stages=WIDE_ROWS, resolution=224)  # the same rows at the paper's resolution are fine
 
 
 MEASURE = """
 import sys
 from mbv2.analysis import analyse
-from mbv2.spec import ArchSpec, Block
+from mbv2.spec import ArchSpec, Stage
 def peak():
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
-spec = ArchSpec(blocks=(Block(1, 16, 1, 1), Block(6, 40, 1, 1), Block(6, 320, 1, 2)), resolution=256)
+spec = ArchSpec(stages=(Stage(1, 16, 1, 1), Stage(6, 40, 1, 1), Stage(6, 320, 1, 2)), resolution=256)
 before = peak()
 analyse(spec)
 print(peak() - before)
@@ -65,7 +65,7 @@ print(peak() - before)
 def test_the_memory_estimate_is_not_below_what_the_analysis_uses():
     """Measured in a fresh process: the peak resident growth of one analysis against the estimate."""
     growth = int(subprocess.run([sys.executable, "-c", MEASURE], capture_output=True, text=True, check=True).stdout)
-    estimate = cost.traced_bytes(ArchSpec(blocks=(Block(1, 16, 1, 1), Block(6, 40, 1, 1), Block(6, 320, 1, 2)),
+    estimate = cost.traced_bytes(ArchSpec(stages=(Stage(1, 16, 1, 1), Stage(6, 40, 1, 1), Stage(6, 320, 1, 2)),
                                           resolution=256))
     assert growth <= estimate, f"measured {growth / 2**20:.0f} MiB, estimated {estimate / 2**20:.0f} MiB"
 

@@ -46,7 +46,7 @@ WORK_LIMIT = "billion multiply-adds; the limit is 25 billion"
 MEMORY_LIMIT = "of feature maps; the limit is 4.0 GiB"
 # t = 6, c = 40, three repeats at stride 1 right after the stem of a 1024 input: every map is within
 # the single-map limit, but fvcore's trace would hold about 9 GiB of them.
-WIDE_ROWS_LINK = {"blocks": "1-16-1-1,6-40-3-1,6-320-1-2", "res": "1024"}
+WIDE_ROWS_LINK = {"stages": "1-16-1-1,6-40-3-1,6-320-1-2", "res": "1024"}
 
 
 @pytest.fixture
@@ -129,12 +129,12 @@ BAD_LINKS = {  # id: (query, what the message says)
     "absurd res": ({"res": "99999"}, "Input resolution must be between 32 and 1024, got 99999."),
     "text res": ({"res": "abc"}, "res in the link must be a whole number, got 'abc'."),
     "text width": ({"width": "wide"}, "width in the link must be a number, got 'wide'."),
-    "garbage blocks": ({"blocks": "garbage"}, "Row 1 of blocks in the link is 'garbage'; write each row as t-c-n-s"),
-    "no blocks": ({"blocks": ""}, "Row 1 of blocks in the link is ''"),
-    "text cell": ({"blocks": "1-16-1-1,6-x-2-2"}, "Row 2: channels c must be a whole number, got 'x'."),
-    "absurd c": ({"blocks": "1-100000-1-1"}, "Row 1: channels c must be between 1 and 4096, got 100000."),
+    "garbage stages": ({"stages": "garbage"}, "Row 1 of stages in the link is 'garbage'; write each row as t-c-n-s"),
+    "no stages": ({"stages": ""}, "Row 1 of stages in the link is ''"),
+    "text cell": ({"stages": "1-16-1-1,6-x-2-2"}, "Row 2: channels c must be a whole number, got 'x'."),
+    "absurd c": ({"stages": "1-100000-1-1"}, "Row 1: channels c must be between 1 and 4096, got 100000."),
     # 1024 is allowed, but with t=32 row 2's expansion would hold 512×512×512 values.
-    "feature map too large": ({"blocks": "1-16-1-1,32-24-2-2", "res": "1024"},
+    "feature map too large": ({"stages": "1-16-1-1,32-24-2-2", "res": "1024"},
                               f"would hold 134,217,728 values (0.5 GiB); {FEATURE_MAP_LIMIT}."),
     "too much memory": (WIDE_ROWS_LINK, MEMORY_LIMIT),
 }

@@ -141,7 +141,7 @@ def test_a_resumed_sweep_computes_only_the_missing_configurations(tmp_path, monk
 def test_a_specs_file_and_per_row_repeats(tmp_path, capsys):
     specs = tmp_path / "specs.jsonl"
     specs.write_text(
-        json.dumps({"name": "short", "blocks": [[1, 16, 1, 1], [6, 24, 1, 2]], "resolution": 96}) + "\n"
+        json.dumps({"name": "short", "stages": [[1, 16, 1, 1], [6, 24, 1, 2]], "resolution": 96}) + "\n"
         + json.dumps({"width_mult": 0.5, "resolution": 128}) + "\n"
     )
     out = tmp_path / "specs.csv"
@@ -152,4 +152,4 @@ def test_a_specs_file_and_per_row_repeats(tmp_path, capsys):
                  "--workers", "1", "--out", str(out)]) == 0
     rows = rows_by_name(out)
     assert sorted(rows) == ["1.0/96 t=6 n4=2 n6=1", "1.0/96 t=6 n4=4 n6=1"]
-    assert [block["n"] for block in json.loads(rows["1.0/96 t=6 n4=2 n6=1"]["spec"])["blocks"]] == [1, 2, 3, 2, 3, 1, 1]
+    assert [stage["n"] for stage in json.loads(rows["1.0/96 t=6 n4=2 n6=1"]["spec"])["stages"]] == [1, 2, 3, 2, 3, 1, 1]

@@ -17,7 +17,7 @@ from mbv2.errors import MBV2Error, SpecError
 from mbv2.jsonfile import json_text
 from mbv2.layertime import PROFILE_SETTINGS, LayerProfile, profile_layers
 from mbv2.spec import (
-    COLUMNS, MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, blocks_from_rows,
+    COLUMNS, MAX_RESOLUTION, MAX_WIDTH, MIN_RESOLUTION, MIN_WIDTH, PADDINGS, ArchSpec, stages_from_rows,
     shape_notes,
 )
 
@@ -28,13 +28,13 @@ PADDING_LABELS = {
 # The table is edited inside a form: nothing reruns while a person types, so no keystroke is lost to a
 # rerun, and every button of the form applies the typed edits together with its own change. The applied
 # table is then shown by a fresh editor (a new key), so the editor's state never outlives its table.
-FORM_KEY = "blocks_table_form"
-EDITOR_KEY = "blocks_table"
-VERSION_KEY = "blocks_table_version"
-ROWS_KEY = "blocks_table_rows"  # the table as applied; survives view switches
-MOVE_KEY = "blocks_table_move"
+FORM_KEY = "stages_table_form"
+EDITOR_KEY = "stages_table"
+VERSION_KEY = "stages_table_version"
+ROWS_KEY = "stages_table_rows"  # the table as applied; survives view switches
+MOVE_KEY = "stages_table_move"
 PROFILES_KEY = "layer_time_profiles"  # ArchSpec -> LayerProfile, measured in this session
-APPLY_KEY = "blocks_table_apply"
+APPLY_KEY = "stages_table_apply"
 IMPORT_KEY, IMPORT_ERROR_KEY = "spec_import", "spec_import_error"
 DELETE_COLUMN = "delete"
 COLUMN_PIXELS, DELETE_PIXELS = 100, 72  # the whole table fits the editor's column at 1280 px
@@ -55,7 +55,7 @@ def render() -> None:
     with editor_column:
         rows = _table_editor(spec)
     try:
-        edited = spec.replace(blocks=blocks_from_rows(rows), width_mult=width, resolution=resolution, padding=padding)
+        edited = spec.replace(stages=stages_from_rows(rows), width_mult=width, resolution=resolution, padding=padding)
     except SpecError as error:
         with controls_column:
             st.error(f"**This architecture cannot be built:**\n{bullets(error.problems)}")
@@ -103,7 +103,7 @@ def _controls(spec: ArchSpec) -> tuple[float, int, str, Convention]:
               "at hand.")
     st.file_uploader(
         "Load an architecture (JSON)", type=["json"], key=IMPORT_KEY, on_change=_import_spec,
-        help="A spec as Compare's \"Spec (JSON)\" download (or `ArchSpec.to_json`) writes it: blocks, width_mult, "
+        help="A spec as Compare's \"Spec (JSON)\" download (or `ArchSpec.to_json`) writes it: stages, width_mult, "
         "resolution, padding.",
     )
     if message := st.session_state.get(IMPORT_ERROR_KEY):
@@ -118,7 +118,7 @@ def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
         st.data_editor(
             # Float columns: the browser's cells (step=1) only take whole numbers, but the server parses
             # an edit of an int column with int(), silently turning any 2.5 sent to it into 2; as a float
-            # it reaches blocks_from_rows, which says what is wrong.
+            # it reaches stages_from_rows, which says what is wrong.
             table,
             key=_editor_key(),
             num_rows="fixed",
@@ -144,7 +144,7 @@ def _editor_key() -> str:
 
 
 def _rows_of(spec: ArchSpec) -> list[dict[str, Any]]:
-    return [asdict(block) for block in spec.blocks]
+    return [asdict(stage) for stage in spec.stages]
 
 
 def _row_tools(row_count: int) -> None:
@@ -206,7 +206,7 @@ def _move_row(offset: int) -> None:
 def _add_row() -> None:
     rows = _typed_rows()
     index = _chosen_row(rows)
-    above = rows[index] if rows else asdict(ArchSpec().blocks[-1])  # an empty table starts from the paper's
+    above = rows[index] if rows else asdict(ArchSpec().stages[-1])  # an empty table starts from the paper's
     rows.insert(index + 1, dict(above))
     _replace_table(rows, chosen=index + 1)
 

@@ -112,7 +112,7 @@ def render() -> None:
 
 
 def _link_of(configs: dict[str, ArchSpec]) -> str:
-    """[[name, blocks, width, res, pad], ...]: the architecture's own link fields, one list per configuration."""
+    """[[name, stages, width, res, pad], ...]: the architecture's own link fields, one list per configuration."""
     return json.dumps([[name, *spec.to_query().values()] for name, spec in configs.items()],
                       separators=(",", ":"))
 

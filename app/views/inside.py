@@ -176,7 +176,7 @@ CHARTED = ("expansion: zero", "depthwise: zero", "projection: negative values", 
 def statistics_table(blocks: tuple[BlockStatistics, ...], spec: ArchSpec) -> pd.DataFrame:
     rows = []
     for stage in stage_statistics(blocks):
-        row = spec.blocks[stage.stage - 1]
+        row = spec.stages[stage.stage - 1]
         values = {column: getattr(getattr(stage, tensor), share) for column, (tensor, share, _) in STATISTICS.items()}
         rows.append({"stage": stage.stage, "t, c, n, s": f"{row.t}, {row.c}, {row.n}, {row.s}", **values})
     return pd.DataFrame(rows)

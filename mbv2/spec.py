@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from mbv2 import cost
@@ -178,7 +178,7 @@ class ArchSpec:
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-        values["stages"] = [asdict(stage) for stage in self.stages]
+        values[STAGES_NAME] = [asdict(stage) for stage in self.stages]
         return values
 
     def to_json(self) -> str:
@@ -187,7 +187,7 @@ class ArchSpec:
     def to_query(self) -> dict[str, str]:
         """A compact, readable link form: stages=1-16-1-1,6-24-2-2,... width=1.0 res=224 pad=symmetric."""
         return {
-            "stages": ",".join(f"{stage.t}-{stage.c}-{stage.n}-{stage.s}" for stage in self.stages),
+            STAGES_NAME: ",".join(f"{stage.t}-{stage.c}-{stage.n}-{stage.s}" for stage in self.stages),
             "width": str(self.width_mult),
             "res": str(self.resolution),
             "pad": self.padding,

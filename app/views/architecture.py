@@ -37,7 +37,8 @@ PROFILES_KEY = "layer_time_profiles"  # ArchSpec -> LayerProfile, measured in th
 APPLY_KEY = "stages_table_apply"
 IMPORT_KEY, IMPORT_ERROR_KEY = "spec_import", "spec_import_error"
 DELETE_COLUMN = "delete"
-COLUMN_PIXELS, DELETE_PIXELS = 100, 72  # the whole table fits the editor's column at 1280 px
+# Each header whole and the whole table within the editor's column at 1280 px.
+COLUMN_PIXELS, DELETE_PIXELS = {"t": 124, "c": 100, "n": 94, "s": 84}, 58
 WIDTH_KEY, RESOLUTION_KEY, PADDING_KEY, CONVENTION_KEY = "width_mult", "resolution", "padding", "madds_convention"
 
 
@@ -126,12 +127,13 @@ def _table_editor(spec: ArchSpec) -> list[dict[str, Any]]:
             column_config={
                 **{
                     name: st.column_config.NumberColumn(
-                        f"{column.letter} · {column.word}", help=column.help, step=1, format="%d", width=COLUMN_PIXELS
+                        f"{column.letter} · {column.word}", help=column.help, step=1, format="%d",
+                        width=COLUMN_PIXELS[name],
                     )
                     for name, column in COLUMNS.items()
                 },
                 DELETE_COLUMN: st.column_config.CheckboxColumn(
-                    "🗑 delete", help="Tick the rows to delete, then press Apply.", width=DELETE_PIXELS
+                    "✕", help="Delete: tick the rows to delete, then press Apply.", width=DELETE_PIXELS
                 ),
             },
         )
@@ -148,14 +150,13 @@ def _rows_of(spec: ArchSpec) -> list[dict[str, Any]]:
 
 
 def _row_tools(row_count: int) -> None:
-    # Two lines of buttons, so that none is cut at 1280 px.
+    # Two lines of buttons, so that none is cut at 1280 px. Their explanation is a caption, not a tooltip:
+    # a button's tooltip stays up after the click, over the table's last row, and takes the next click there.
     apply_column, add_column = st.columns(2)
     apply_column.form_submit_button(
-        "Apply", icon=":material/check:", type="primary", key=APPLY_KEY, on_click=_apply_edits, width="stretch",
-        help="Edits are applied together when you press Apply (or any button here), so nothing typed is lost.",
+        "Apply", icon=":material/check:", type="primary", key=APPLY_KEY, on_click=_apply_edits, width="stretch"
     )
-    add_column.form_submit_button("Add row", icon=":material/add:", on_click=_add_row, width="stretch",
-                                  help="A copy of the chosen row, below it, to edit from there.")
+    add_column.form_submit_button("Add row", icon=":material/add:", on_click=_add_row, width="stretch")
     pick_column, up_column, down_column = st.columns(3, vertical_alignment="bottom")
     pick_column.selectbox(
         "Row", range(1, row_count + 1), format_func=lambda n: f"row {n}", key=MOVE_KEY,
@@ -165,6 +166,10 @@ def _row_tools(row_count: int) -> None:
                                  width="stretch")
     down_column.form_submit_button("Down", icon=":material/arrow_downward:", on_click=_move_row, args=(1,),
                                    width="stretch")
+    st.caption(
+        "Edits are applied together when you press Apply (or any button here), so nothing typed is lost. "
+        "Add row copies the chosen row below it, to edit from there."
+    )
 
 
 def _typed_rows() -> list[dict[str, Any]]:

@@ -37,7 +37,8 @@ def render() -> None:
         st.error(str(error))
         return
     spec = state.current_spec()
-    image_column, seen_column, result_column = st.columns([1, 1, 2], gap="medium")
+    # The picker's column is wide enough for its three choices at 1280 px.
+    image_column, seen_column, result_column = st.columns([1.4, 1, 2], gap="medium")
     # The weights are chosen below the results, which matter more, but before they are computed.
     picker_column, note_column = st.container(border=True).columns([1, 1], gap="medium")
     with picker_column:

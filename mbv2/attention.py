@@ -15,9 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from mbv2.budget import PROCESS_BUDGET
@@ -38,6 +35,8 @@ class AttentionMap:
 
     def overlay(self, image_weight: float = 0.55) -> Image.Image:
         """The map in colour (blue cold, red hot) over the image, as grad-cam draws it."""
+        from pytorch_grad_cam.utils.image import show_cam_on_image  # see class_activation_map
+
         rgb = np.asarray(self.seen, dtype=np.float32) / 255.0
         return Image.fromarray(show_cam_on_image(rgb, self.heat, use_rgb=True, image_weight=image_weight))
 
@@ -49,6 +48,11 @@ def class_activation_map(
 
     Backpropagation keeps every feature map, as a trace does, so it reserves the same memory.
     """
+    # Imported when a map is asked for: grad-cam pulls in torchvision and torch._dynamo (2.4 s), which
+    # every new server would otherwise pay before its first page.
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     network = model.network if isinstance(model, FastModel) else model
     preprocessing = source.preprocessing.at_resolution(model.spec.resolution)
     seen = preprocessing.crop(image)
